@@ -1,0 +1,655 @@
+//! Configuration: the command line and its `SENTINIT_*` environment twins.
+//!
+//! Every option can be set by a flag or by an environment variable, because ECS task definitions and
+//! Kubernetes pod specs set environment without touching the image's ENTRYPOINT. A flag wins over its
+//! variable. Parsing is pure (arguments and environment in, [`Action`] out) so that it is tested
+//! without spawning anything; a usage error becomes exit code 2 in `lib.rs`.
+
+use crate::signals;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// What sentinit was asked to do.
+#[derive(Debug)]
+pub enum Action {
+    Help,
+    Version,
+    /// Print the resolved identity as JSON and exit.
+    Identity(Config),
+    Run(Config),
+}
+
+/// A usage error: one line, printed with a hint, exit code 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+/// Everything the rest of sentinit needs to know, resolved from flags and environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The workload: program and arguments, exactly as given.
+    pub command: Vec<OsString>,
+    pub verbose: bool,
+    /// No START line (and, later, no report unless asked for).
+    pub quiet: bool,
+    /// Forward signals to the main child only instead of its process group.
+    pub single_child: bool,
+    /// `from -> to` signal rewrites; `to == 0` drops the signal.
+    pub rewrites: BTreeMap<i32, i32>,
+    /// How long the rest of the process tree gets after the main child exits, before SIGKILL.
+    pub grace: Duration,
+    /// SIGKILL the workload's group this long after a forwarded TERM, INT or QUIT; off when `None`.
+    pub kill_after: Option<Duration>,
+    /// `from -> to` exit-code remaps.
+    pub remap_exit: BTreeMap<i32, i32>,
+    /// The periodic tick (cgroup sampling).
+    pub interval: Duration,
+    /// Total time budget for identity resolution before the workload starts.
+    pub identity_timeout: Duration,
+    /// The ECS agent's introspection API, e.g. `http://172.17.0.1:51678`; never contacted unless set.
+    pub ecs_agent_url: Option<String>,
+    /// Report formats (`text`, `json`, `emf`, `none`).
+    pub report: Vec<String>,
+    pub report_file: Option<OsString>,
+    pub heartbeat: Option<Duration>,
+    pub emf_namespace: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            command: Vec::new(),
+            verbose: false,
+            quiet: false,
+            single_child: false,
+            rewrites: BTreeMap::new(),
+            grace: Duration::from_secs(5),
+            kill_after: None,
+            remap_exit: BTreeMap::new(),
+            interval: Duration::from_secs(1),
+            identity_timeout: Duration::from_secs(2),
+            ecs_agent_url: None,
+            report: vec!["text".to_string()],
+            report_file: None,
+            heartbeat: None,
+            emf_namespace: "sentinit".to_string(),
+        }
+    }
+}
+
+/// How an option takes its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Flag,
+    Value,
+}
+
+/// One option: its long name, short letter, environment variable and help line.
+struct Spec {
+    long: &'static str,
+    short: Option<char>,
+    kind: Kind,
+    metavar: &'static str,
+    help: &'static str,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        long: "help",
+        short: Some('h'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "print this help and exit",
+    },
+    Spec {
+        long: "version",
+        short: Some('V'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "print the version and exit",
+    },
+    Spec {
+        long: "verbose",
+        short: Some('v'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "explain every decision on stderr",
+    },
+    Spec {
+        long: "quiet",
+        short: Some('q'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "no START line; warnings and errors only",
+    },
+    Spec {
+        long: "single-child",
+        short: Some('s'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "forward signals to the main child only, not its process group",
+    },
+    Spec {
+        long: "rewrite",
+        short: Some('r'),
+        kind: Kind::Value,
+        metavar: "SIG:SIG",
+        help: "rewrite a signal before forwarding (repeatable; SIG:0 drops it)",
+    },
+    Spec {
+        long: "grace",
+        short: Some('g'),
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "after the main child exits, how long the rest get after SIGTERM before SIGKILL [5s]",
+    },
+    Spec {
+        long: "kill-after",
+        short: Some('k'),
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "SIGKILL the workload this long after a forwarded TERM/INT/QUIT [off]",
+    },
+    Spec {
+        long: "remap-exit",
+        short: Some('e'),
+        kind: Kind::Value,
+        metavar: "N:M",
+        help: "exit with M when the workload exits with N (repeatable)",
+    },
+    Spec {
+        long: "identity",
+        short: None,
+        kind: Kind::Flag,
+        metavar: "",
+        help: "print the resolved container/task identity as JSON and exit",
+    },
+    Spec {
+        long: "identity-timeout",
+        short: None,
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "time budget for resolving identity before the workload starts [2s]",
+    },
+    Spec {
+        long: "ecs-agent-url",
+        short: None,
+        kind: Kind::Value,
+        metavar: "URL",
+        help: "ECS agent introspection API, e.g. http://172.17.0.1:51678 [unset: never contacted]",
+    },
+    Spec {
+        long: "interval",
+        short: None,
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "cgroup sampling interval, 10ms or more [1s]",
+    },
+    Spec {
+        long: "report",
+        short: None,
+        kind: Kind::Value,
+        metavar: "FORMATS",
+        help: "final report formats, comma-separated: text, json, emf, none [text]",
+    },
+    Spec {
+        long: "report-file",
+        short: None,
+        kind: Kind::Value,
+        metavar: "PATH",
+        help: "also write the JSON report to PATH, atomically",
+    },
+    Spec {
+        long: "heartbeat",
+        short: None,
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "print a JSON usage line this often while the workload runs [off]",
+    },
+    Spec {
+        long: "emf-namespace",
+        short: None,
+        kind: Kind::Value,
+        metavar: "NAME",
+        help: "CloudWatch namespace for --report emf [sentinit]",
+    },
+];
+
+impl Spec {
+    /// `grace` → `SENTINIT_GRACE`.
+    fn env_name(&self) -> String {
+        format!(
+            "SENTINIT_{}",
+            self.long.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// Options that may be given more than once; their environment form is a comma-separated list.
+fn repeatable(long: &str) -> bool {
+    matches!(long, "rewrite" | "remap-exit")
+}
+
+/// The `--help` text.
+pub fn help_text() -> String {
+    let mut text = String::from(
+        "sentinit: a tiny PID 1 for containers: forwards signals, reaps zombies, exports the container ID\n\
+         and ECS task ARN, and prints a final resource report.\n\n\
+         Usage: sentinit [OPTIONS] [--] COMMAND [ARGS...]\n\nOptions (each also settable by its environment variable; a flag wins):\n",
+    );
+    for spec in SPECS {
+        let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let flag = if spec.kind == Kind::Value {
+            format!("{short}--{} {}", spec.long, spec.metavar)
+        } else {
+            format!("{short}--{}", spec.long)
+        };
+        let env = if matches!(spec.long, "help" | "version" | "identity") {
+            String::new()
+        } else {
+            format!(" (${})", spec.env_name())
+        };
+        text.push_str(&format!("  {flag:<32} {}{env}\n", spec.help));
+    }
+    text.push_str(
+        "\nDurations: 500ms, 5s, 2m, 1.5s or plain seconds. Signals: TERM, SIGTERM, 15, RTMIN+2.\n\
+         Exit code: the workload's; 128+n when it was killed by signal n; 127 command not found;\n\
+         126 command not executable; 2 usage error.\n",
+    );
+    text
+}
+
+/// Parses `args` (without the program name) and the environment into an [`Action`].
+pub fn parse<I>(args: &[OsString], env: I) -> Result<Action, UsageError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    // Raw values: environment first, then flags (which replace, or for repeatable options add to, them).
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    let mut values: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut from_flag: BTreeMap<&'static str, bool> = BTreeMap::new();
+    for spec in SPECS {
+        if let Some(value) = env.get(&spec.env_name()) {
+            let list = if repeatable(spec.long) {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            } else {
+                vec![value.clone()]
+            };
+            values.insert(spec.long, list);
+        }
+    }
+    let mut set = |spec: &'static Spec, value: String| {
+        let seen_flag = from_flag.insert(spec.long, true).unwrap_or(false);
+        let slot = values.entry(spec.long).or_default();
+        if !seen_flag || !repeatable(spec.long) {
+            slot.clear();
+        }
+        slot.push(value);
+    };
+
+    let mut index = 0;
+    while index < args.len() {
+        let arg = args[index].to_string_lossy().into_owned();
+        if arg == "--" {
+            index += 1;
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (long, None),
+            };
+            let spec = SPECS
+                .iter()
+                .find(|s| s.long == name)
+                .ok_or_else(|| UsageError(format!("unknown option '--{name}'")))?;
+            let value = match (spec.kind, inline) {
+                (Kind::Flag, None) => "1".to_string(),
+                (Kind::Flag, Some(_)) => {
+                    return Err(UsageError(format!("option '--{name}' takes no value")));
+                }
+                (Kind::Value, Some(value)) => value,
+                (Kind::Value, None) => {
+                    index += 1;
+                    args.get(index)
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "option '--{name}' needs a value ({})",
+                                spec.metavar
+                            ))
+                        })?
+                }
+            };
+            set(spec, value);
+        } else {
+            // Short options: flags may be bundled (`-sv`); a value option takes the rest or the next arg.
+            let letters: Vec<char> = arg[1..].chars().collect();
+            let mut position = 0;
+            while position < letters.len() {
+                let letter = letters[position];
+                let spec = SPECS
+                    .iter()
+                    .find(|s| s.short == Some(letter))
+                    .ok_or_else(|| UsageError(format!("unknown option '-{letter}'")))?;
+                if spec.kind == Kind::Flag {
+                    set(spec, "1".to_string());
+                    position += 1;
+                    continue;
+                }
+                let rest: String = letters[position + 1..].iter().collect();
+                let value = if !rest.is_empty() {
+                    rest
+                } else {
+                    index += 1;
+                    args.get(index)
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "option '-{letter}' needs a value ({})",
+                                spec.metavar
+                            ))
+                        })?
+                };
+                set(spec, value);
+                break;
+            }
+        }
+        index += 1;
+    }
+    let command: Vec<OsString> = args[index..].to_vec();
+
+    let flag = |name: &str| -> Result<bool, UsageError> {
+        match values.get(name).and_then(|v| v.last()) {
+            None => Ok(false),
+            Some(value) => parse_bool(value).ok_or_else(|| {
+                UsageError(format!(
+                    "{}: expected 1/0, true/false, yes/no or on/off, got '{value}'",
+                    source(name, &from_flag)
+                ))
+            }),
+        }
+    };
+    if flag("help")? {
+        return Ok(Action::Help);
+    }
+    if flag("version")? {
+        return Ok(Action::Version);
+    }
+
+    let mut config = Config {
+        command,
+        ..Config::default()
+    };
+    config.verbose = flag("verbose")?;
+    config.quiet = flag("quiet")?;
+    config.single_child = flag("single-child")?;
+
+    let single = |name: &str| values.get(name).and_then(|v| v.last()).cloned();
+    let duration = |name: &str| -> Result<Option<Duration>, UsageError> {
+        single(name)
+            .map(|text| {
+                parse_duration(&text)
+                    .map_err(|e| UsageError(format!("{}: {e}", source(name, &from_flag))))
+            })
+            .transpose()
+    };
+    if let Some(grace) = duration("grace")? {
+        config.grace = grace;
+    }
+    config.kill_after = duration("kill-after")?.filter(|d| !d.is_zero());
+    if let Some(interval) = duration("interval")? {
+        if interval < Duration::from_millis(10) {
+            return Err(UsageError(format!(
+                "{}: the interval must be at least 10ms",
+                source("interval", &from_flag)
+            )));
+        }
+        config.interval = interval;
+    }
+    if let Some(timeout) = duration("identity-timeout")? {
+        config.identity_timeout = timeout;
+    }
+    config.heartbeat = duration("heartbeat")?.filter(|d| !d.is_zero());
+    config.ecs_agent_url = single("ecs-agent-url").filter(|s| !s.is_empty());
+    if let Some(namespace) = single("emf-namespace") {
+        config.emf_namespace = namespace;
+    }
+    config.report_file = single("report-file")
+        .filter(|s| !s.is_empty())
+        .map(OsString::from);
+    if let Some(formats) = single("report") {
+        let list: Vec<String> = formats
+            .split(',')
+            .map(|f| f.trim().to_ascii_lowercase())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if let Some(bad) = list
+            .iter()
+            .find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none"))
+        {
+            return Err(UsageError(format!(
+                "{}: unknown report format '{bad}' (text, json, emf, none)",
+                source("report", &from_flag)
+            )));
+        }
+        config.report = list;
+    }
+
+    for text in values.get("rewrite").into_iter().flatten() {
+        let (from, to) = parse_pair(text, |s, zero| signals::parse(s, zero))
+            .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("rewrite", &from_flag))))?;
+        if from == libc::SIGKILL || from == libc::SIGSTOP {
+            return Err(UsageError(format!(
+                "{}: '{text}': {} cannot be caught, so it cannot be rewritten",
+                source("rewrite", &from_flag),
+                signals::name(from)
+            )));
+        }
+        config.rewrites.insert(from, to);
+    }
+    for text in values.get("remap-exit").into_iter().flatten() {
+        let (from, to) = parse_pair(text, |s, _| {
+            s.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (0..=255).contains(n))
+                .ok_or_else(|| format!("'{s}' is not an exit code 0..255"))
+        })
+        .map_err(|e| {
+            UsageError(format!(
+                "{}: '{text}': {e}",
+                source("remap-exit", &from_flag)
+            ))
+        })?;
+        config.remap_exit.insert(from, to);
+    }
+
+    if flag("identity")? {
+        return Ok(Action::Identity(config));
+    }
+    if config.command.is_empty() {
+        return Err(UsageError("no command given".to_string()));
+    }
+    Ok(Action::Run(config))
+}
+
+/// Names where a bad value came from: the flag or the environment variable.
+fn source(long: &str, from_flag: &BTreeMap<&'static str, bool>) -> String {
+    if from_flag.get(long).copied().unwrap_or(false) {
+        format!("--{long}")
+    } else {
+        SPECS
+            .iter()
+            .find(|s| s.long == long)
+            .map(|s| s.env_name())
+            .unwrap_or_default()
+    }
+}
+
+/// Parses `A:B` with `item` applied to each side (`true` for the right-hand side).
+fn parse_pair<F>(text: &str, item: F) -> Result<(i32, i32), String>
+where
+    F: Fn(&str, bool) -> Result<i32, String>,
+{
+    let (left, right) = text
+        .split_once(':')
+        .ok_or_else(|| "expected FROM:TO".to_string())?;
+    Ok((item(left, false)?, item(right, true)?))
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `500ms`, `5s`, `1.5s`, `2m`, `1h`, `250us` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{trimmed}' is not a duration (try 500ms, 5s, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{trimmed}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds > 1e9 {
+        return Err(format!("'{trimmed}' is too long"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(list: &[&str], env: &[(&str, &str)]) -> Result<Config, UsageError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        match parse(&args(list), env)? {
+            Action::Run(config) => Ok(config),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_first_double_dash_ends_options() {
+        let config = run(&["--", "--", "true"], &[]).unwrap();
+        assert_eq!(config.command, args(&["--", "true"]));
+        let config = run(&["-v", "sh", "-c", "exit 1"], &[]).unwrap();
+        assert!(config.verbose);
+        assert_eq!(config.command, args(&["sh", "-c", "exit 1"]));
+    }
+
+    #[test]
+    fn flag_wins_over_environment() {
+        let config = run(&["--grace", "2s", "true"], &[("SENTINIT_GRACE", "9s")]).unwrap();
+        assert_eq!(config.grace, Duration::from_secs(2));
+        let config = run(
+            &["true"],
+            &[("SENTINIT_GRACE", "9s"), ("SENTINIT_SINGLE_CHILD", "true")],
+        )
+        .unwrap();
+        assert_eq!(config.grace, Duration::from_secs(9));
+        assert!(config.single_child);
+        let config = run(
+            &["-r", "TERM:QUIT", "true"],
+            &[("SENTINIT_REWRITE", "INT:0,HUP:USR1")],
+        )
+        .unwrap();
+        assert_eq!(config.rewrites, BTreeMap::from([(15, 3)]));
+        let config = run(&["true"], &[("SENTINIT_REWRITE", "INT:0, HUP:USR1")]).unwrap();
+        assert_eq!(config.rewrites, BTreeMap::from([(2, 0), (1, 10)]));
+    }
+
+    #[test]
+    fn repeatable_and_bundled_options() {
+        let config = run(
+            &[
+                "-sv",
+                "-rTERM:QUIT",
+                "--rewrite=USR1:0",
+                "-e",
+                "143:0",
+                "--remap-exit",
+                "1:3",
+                "x",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(config.single_child && config.verbose);
+        assert_eq!(config.rewrites, BTreeMap::from([(15, 3), (10, 0)]));
+        assert_eq!(config.remap_exit, BTreeMap::from([(143, 0), (1, 3)]));
+    }
+
+    #[test]
+    fn usage_errors_name_the_culprit() {
+        let error = |list: &[&str], env: &[(&str, &str)]| run(list, env).unwrap_err().0;
+        assert!(error(&["--bogus", "x"], &[]).contains("--bogus"));
+        assert!(error(&["-Z", "x"], &[]).contains("-Z"));
+        assert!(error(&[], &[]).contains("no command"));
+        assert!(error(&["--rewrite", "TERM:NOPE", "x"], &[]).contains("NOPE"));
+        assert!(error(&["--rewrite", "KILL:TERM", "x"], &[]).contains("SIGKILL"));
+        assert!(error(&["--rewrite", "TERM", "x"], &[]).contains("FROM:TO"));
+        assert!(error(&["--remap-exit", "300:0", "x"], &[]).contains("300"));
+        assert!(error(&["--grace"], &[]).contains("needs a value"));
+        assert!(error(&["x"], &[("SENTINIT_GRACE", "soon")]).contains("SENTINIT_GRACE"));
+        assert!(error(&["x"], &[("SENTINIT_VERBOSE", "maybe")]).contains("SENTINIT_VERBOSE"));
+        assert!(error(&["--interval", "1ms", "x"], &[]).contains("10ms"));
+        assert!(error(&["--report", "xml", "x"], &[]).contains("xml"));
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert!(matches!(
+            parse(&args(&["--help", "x"]), Vec::new()),
+            Ok(Action::Help)
+        ));
+        assert!(matches!(
+            parse(&args(&["-V"]), Vec::new()),
+            Ok(Action::Version)
+        ));
+        assert!(matches!(
+            parse(&args(&["--identity"]), Vec::new()),
+            Ok(Action::Identity(_))
+        ));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

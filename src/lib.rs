@@ -1,0 +1,143 @@
+//! sentinit: a tiny PID 1 for containers.
+//!
+//! Data flows one way: [`config`] (flags and `SENTINIT_*` variables) → identity (who is this container)
+//! → [`spawn`] and [`supervise`] (run the workload, forward signals, reap) → accounting (cgroup samples)
+//! → report. [`run`] is that pipeline; `main.rs` only collects argv.
+
+pub mod config;
+pub mod log;
+pub mod proctree;
+pub mod signals;
+pub mod spawn;
+pub mod supervise;
+
+use config::{Action, Config, UsageError};
+use std::ffi::OsString;
+use supervise::{Exit, NoObserver, Supervisor};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs sentinit with `args` (argv, program name first) and returns the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let text_env = env
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())));
+    let action = match config::parse(args.get(1..).unwrap_or(&[]), text_env) {
+        Ok(action) => action,
+        Err(UsageError(message)) => {
+            crate::log::line(format_args!("sentinit: {message}"));
+            crate::log::line(format_args!("Try 'sentinit --help' for more information."));
+            return 2;
+        }
+    };
+    match action {
+        Action::Help => {
+            print!("{}", config::help_text());
+            0
+        }
+        Action::Version => {
+            println!("sentinit {VERSION}");
+            0
+        }
+        Action::Identity(_config) => {
+            error!("--identity is not available in this build");
+            1
+        }
+        Action::Run(config) => run_workload(&config, env),
+    }
+}
+
+/// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
+fn run_workload(config: &Config, env: Vec<(OsString, OsString)>) -> i32 {
+    log::set_verbose(config.verbose);
+    // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
+    let inherited_ignores = signals::inherited_ignores();
+    if std::process::id() != 1 {
+        become_subreaper();
+    }
+    let signal_fd = match supervise::take_signals() {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Without the signalfd sentinit cannot forward anything; running the workload bare is still
+            // better than not running it at all.
+            warn!("cannot set up signal handling ({e}); running the workload without supervision");
+            return exec_directly(config, &env);
+        }
+    };
+
+    let launch = match spawn::Launch::prepare(&config.command, &env) {
+        Ok(launch) => launch,
+        Err(e) => {
+            error!("{e}");
+            return e.exit_code();
+        }
+    };
+    let take_terminal = spawn::owns_foreground_terminal();
+    let child_signals = spawn::ChildSignals { inherited_ignores };
+    let child = match spawn::spawn(&launch, &child_signals, take_terminal) {
+        Ok(pid) => pid,
+        Err(e) => {
+            error!("{e}");
+            return e.exit_code();
+        }
+    };
+    debug!(
+        "started {} as pid {child} in its own process group{}",
+        launch.display(),
+        if take_terminal {
+            ", terminal foreground"
+        } else {
+            ""
+        }
+    );
+
+    let outcome = Supervisor::new(config, child, signal_fd).run(&mut NoObserver);
+    let code = outcome.exit.code();
+    let remapped = config.remap_exit.get(&code).copied().unwrap_or(code);
+    if remapped != code {
+        debug!("exit code {code} remapped to {remapped}");
+    }
+    if let Exit::Signal(signal) = outcome.exit {
+        debug!(
+            "workload killed by {}: exiting {code}",
+            signals::name(signal)
+        );
+    }
+    remapped
+}
+
+/// PR_SET_CHILD_SUBREAPER, so that orphans of the workload are reparented to sentinit (and reaped)
+/// even when sentinit is not PID 1: `docker run --init` plus sentinit, shared PID namespaces, tests.
+fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc != 0 {
+        warn!(
+            "not PID 1 and cannot become a child subreaper ({}): orphaned processes will not be reaped by sentinit",
+            std::io::Error::last_os_error()
+        );
+    } else {
+        debug!("not PID 1: registered as child subreaper");
+    }
+}
+
+/// The last resort when signals cannot be taken over: exec the workload in place of sentinit.
+fn exec_directly(config: &Config, env: &[(OsString, OsString)]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let _ = signals::set_blocked(signals::Mask::empty());
+    let error = std::process::Command::new(&config.command[0])
+        .args(&config.command[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .exec();
+    error!(
+        "cannot run '{}': {error}",
+        config.command[0].to_string_lossy()
+    );
+    if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}

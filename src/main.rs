@@ -1,0 +1,23 @@
+//! The `sentinit` binary: collects argv and hands over to the library.
+//!
+//! `no_main` because Rust's own start-up code sets SIGPIPE to ignored (which would leak into the
+//! workload and hide what sentinit's parent really set) and installs SIGSEGV/SIGBUS handlers; a PID 1
+//! that forwards signals wants neither. It also keeps the binary smaller.
+#![no_main]
+
+use std::ffi::{CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+
+#[no_mangle]
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    let args: Vec<OsString> = (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: the C runtime passes argc valid, NUL-terminated argv entries.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            OsString::from_vec(arg.to_bytes().to_vec())
+        })
+        .collect();
+    let code = sentinit::run(args);
+    // Flush nothing left behind: stdout is only written by --help, --version and --identity.
+    std::process::exit(code)
+}

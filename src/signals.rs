@@ -1,0 +1,232 @@
+//! Signal names, numbers and masks.
+//!
+//! Owns the translation between `TERM`, `SIGTERM`, `15` and `RTMIN+3`, and the raw 64-bit signal masks
+//! sentinit blocks and reads through a signalfd. Masks are built here by hand rather than with
+//! `sigfillset`, because musl's `sigfillset` leaves signals 32-34 out: a SIGRTMIN sent to a musl shim
+//! that relied on it would kill the shim instead of being forwarded.
+
+/// Highest signal number on Linux.
+pub const MAX_SIGNAL: i32 = 64;
+
+/// The classic signals, by number. Index 0 is unused.
+const NAMES: [&str; 32] = [
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+];
+
+/// `SIGRTMIN` as seen by programs linked against glibc or musl (both use 34 on x86_64 Linux).
+pub fn rtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// `SIGRTMAX`, always 64 on Linux.
+pub fn rtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// A signal's conventional name, `SIGTERM` or `SIGRTMIN+2`, for messages and reports.
+pub fn name(signal: i32) -> String {
+    if (1..32).contains(&signal) {
+        return format!("SIG{}", NAMES[signal as usize]);
+    }
+    if signal == rtmin() {
+        return "SIGRTMIN".to_string();
+    }
+    if signal > rtmin() && signal <= rtmax() {
+        return format!("SIGRTMIN+{}", signal - rtmin());
+    }
+    format!("SIG{signal}")
+}
+
+/// Parses `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN`, `RTMIN+2`, `RTMAX-1`. `allow_zero` accepts `0`,
+/// which means "drop the signal" on the right-hand side of a rewrite.
+pub fn parse(text: &str, allow_zero: bool) -> Result<i32, String> {
+    let trimmed = text.trim();
+    if let Ok(number) = trimmed.parse::<i32>() {
+        return match number {
+            0 if allow_zero => Ok(0),
+            1..=MAX_SIGNAL => Ok(number),
+            _ => Err(format!(
+                "signal number {number} is out of range 1..{MAX_SIGNAL}"
+            )),
+        };
+    }
+    let upper = trimmed.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(index) = NAMES.iter().position(|n| !n.is_empty() && *n == bare) {
+        return Ok(index as i32);
+    }
+    // Aliases that other tools accept.
+    match bare {
+        "IOT" => return Ok(libc::SIGABRT),
+        "POLL" => return Ok(libc::SIGIO),
+        "CLD" => return Ok(libc::SIGCHLD),
+        _ => {}
+    }
+    let realtime = |base: i32, rest: &str| -> Option<i32> {
+        let signal = if rest.is_empty() {
+            base
+        } else if let Some(offset) = rest.strip_prefix('+') {
+            base + offset.parse::<i32>().ok()?
+        } else if let Some(offset) = rest.strip_prefix('-') {
+            base - offset.parse::<i32>().ok()?
+        } else {
+            return None;
+        };
+        (rtmin()..=rtmax()).contains(&signal).then_some(signal)
+    };
+    let parsed = if let Some(rest) = bare.strip_prefix("RTMIN") {
+        realtime(rtmin(), rest)
+    } else if let Some(rest) = bare.strip_prefix("RTMAX") {
+        realtime(rtmax(), rest)
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| format!("unknown signal '{trimmed}'"))
+}
+
+/// A set of signals as the kernel's 64-bit mask: bit `n - 1` stands for signal `n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mask(pub u64);
+
+impl Mask {
+    /// Every signal from 1 to 64, including the 32-34 that C libraries keep for themselves.
+    /// SIGKILL and SIGSTOP are included for simplicity: the kernel silently refuses to block them.
+    pub fn all() -> Mask {
+        Mask(u64::MAX)
+    }
+
+    pub fn empty() -> Mask {
+        Mask(0)
+    }
+
+    pub fn contains(self, signal: i32) -> bool {
+        (1..=MAX_SIGNAL).contains(&signal) && self.0 & (1u64 << (signal - 1)) != 0
+    }
+
+    pub fn with(self, signal: i32) -> Mask {
+        if (1..=MAX_SIGNAL).contains(&signal) {
+            Mask(self.0 | (1u64 << (signal - 1)))
+        } else {
+            self
+        }
+    }
+}
+
+/// Sets the calling thread's blocked mask to `mask` and returns the previous one.
+pub fn set_blocked(mask: Mask) -> std::io::Result<Mask> {
+    let new = mask.0;
+    let mut old: u64 = 0;
+    // SAFETY: rt_sigprocmask reads 8 bytes from `new` and writes 8 bytes to `old`, both live u64s; the raw
+    // syscall is used so that the C library cannot drop signals 32-34 from the mask.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &new as *const u64,
+            &mut old as *mut u64,
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if rc == 0 {
+        Ok(Mask(old))
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Creates a non-blocking, close-on-exec signalfd for `mask`.
+pub fn signalfd(mask: Mask) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let bits = mask.0;
+    // SAFETY: signalfd4 reads an 8-byte mask from a live u64 and returns a new descriptor we then own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &bits as *const u64,
+            std::mem::size_of::<u64>(),
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The signals whose disposition was SIG_IGN when sentinit started: set by its parent (`nohup`,
+/// `trap '' INT`). They stay ignored for the workload; every other signal reaches it at SIG_DFL.
+pub fn inherited_ignores() -> Mask {
+    let mut mask = Mask::empty();
+    for signal in 1..=MAX_SIGNAL {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: sigaction with a null new action only reads the current one into `current`.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
+        if rc == 0 && current.sa_sigaction == libc::SIG_IGN {
+            mask = mask.with(signal);
+        }
+    }
+    mask
+}
+
+/// Sets `signal`'s disposition to ignore (`true`) or default (`false`). Used between fork and exec too,
+/// so it does nothing but one system call.
+pub fn set_ignored(signal: i32, ignored: bool) {
+    let handler = if ignored {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    // SAFETY: installing SIG_IGN or SIG_DFL involves no handler code; a zeroed sigaction with an empty
+    // mask and no flags is a valid argument.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_numbers_and_realtime() {
+        assert_eq!(parse("TERM", false), Ok(15));
+        assert_eq!(parse("sigquit", false), Ok(3));
+        assert_eq!(parse("SIGUSR1", false), Ok(10));
+        assert_eq!(parse("9", false), Ok(9));
+        assert_eq!(parse("0", true), Ok(0));
+        assert!(parse("0", false).is_err());
+        assert_eq!(parse("RTMIN", false), Ok(rtmin()));
+        assert_eq!(parse("RTMIN+2", false), Ok(rtmin() + 2));
+        assert_eq!(parse("SIGRTMAX-1", false), Ok(63));
+        assert!(parse("RTMAX+1", false).is_err());
+        assert!(parse("65", false).is_err());
+        assert!(parse("BOGUS", false).is_err());
+        assert!(parse("", false).is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for signal in 1..=MAX_SIGNAL {
+            if (32..rtmin()).contains(&signal) {
+                continue; // the C library keeps these below its SIGRTMIN; they have no portable name
+            }
+            assert_eq!(parse(&name(signal), false), Ok(signal), "{}", name(signal));
+        }
+    }
+
+    #[test]
+    fn mask_bits() {
+        let mask = Mask::empty().with(1).with(64);
+        assert!(mask.contains(1) && mask.contains(64) && !mask.contains(2));
+        assert_eq!(mask.0, 1 | (1 << 63));
+    }
+}

@@ -1,0 +1,287 @@
+//! Starting the workload: PATH lookup, fork, a clean signal state, its own process group, the terminal's
+//! foreground, and exec.
+//!
+//! Everything that can fail in a way worth explaining (command not found, not executable) is decided
+//! before the fork or reported back through a close-on-exec pipe, so the error line names the path and
+//! the exit code is 127 or 126 as shells and tini use them. Between fork and exec the child only makes
+//! system calls: no allocation, no locks.
+
+use crate::signals::{self, Mask};
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// The PATH searched when the workload's environment has none, as in Docker's default images.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why the workload could not be started.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// No such program: exit code 127.
+    NotFound(String),
+    /// Found, but cannot be executed (a directory, no x bit, bad format): exit code 126.
+    NotExecutable(String, io::Error),
+    /// fork or pipe failed: exit code 1... but sentinit reports it like any other start failure.
+    System(String, io::Error),
+}
+
+impl LaunchError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::NotFound(_) => 127,
+            LaunchError::NotExecutable(..) => 126,
+            LaunchError::System(..) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            LaunchError::NotFound(path) => write!(f, "cannot run '{path}': command not found"),
+            LaunchError::NotExecutable(path, error) => write!(f, "cannot run '{path}': {error}"),
+            LaunchError::System(what, error) => {
+                write!(f, "cannot start the workload: {what}: {error}")
+            }
+        }
+    }
+}
+
+/// What the child needs to exec, prepared before the fork.
+pub struct Launch {
+    program: CString,
+    display: String,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// The signal state the workload should start with.
+pub struct ChildSignals {
+    /// Signals ignored by sentinit's parent: they stay ignored.
+    pub inherited_ignores: Mask,
+}
+
+impl Launch {
+    /// Resolves the program against the workload's PATH and converts everything to C strings.
+    pub fn prepare(
+        command: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> Result<Launch, LaunchError> {
+        let name = command
+            .first()
+            .ok_or_else(|| LaunchError::NotFound(String::new()))?;
+        let display = name.to_string_lossy().into_owned();
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
+        let program = resolve(name, path_var)?;
+        let cstring = |bytes: Vec<u8>| {
+            CString::new(bytes).map_err(|_| {
+                LaunchError::NotExecutable(
+                    display.clone(),
+                    io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte"),
+                )
+            })
+        };
+        let argv = command
+            .iter()
+            .map(|a| cstring(a.as_bytes().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut entry = k.clone().into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                cstring(entry)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Launch {
+            program: cstring(program.into_os_string().into_vec())?,
+            display,
+            argv,
+            envp,
+        })
+    }
+
+    /// The program as the user named it, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+}
+
+/// execvp's lookup, done before the fork so the error names what was searched: a name with a slash is
+/// used as is; otherwise the first executable regular file of that name on PATH, or, when only
+/// non-executable matches exist, the first of those (so the exec fails with EACCES → 126).
+fn resolve(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, LaunchError> {
+    let display = name.to_string_lossy().into_owned();
+    if name.is_empty() {
+        return Err(LaunchError::NotFound(display));
+    }
+    if name.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(name));
+    }
+    let search = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut not_executable = None;
+    for dir in search.as_bytes().split(|b| *b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(name);
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() && is_executable(&candidate) => return Ok(candidate),
+            Ok(meta) if meta.is_file() => {
+                not_executable.get_or_insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    not_executable.ok_or(LaunchError::NotFound(display))
+}
+
+fn is_executable(path: &Path) -> bool {
+    match CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: access only reads the NUL-terminated path.
+        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 },
+        Err(_) => false,
+    }
+}
+
+/// Is stdin a terminal whose foreground group is sentinit's own? Only then is the terminal handed to
+/// the workload: a sentinit started in the background of a shell must not steal the foreground.
+pub fn owns_foreground_terminal() -> bool {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only query state of this process and fd 0.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+/// Forks and execs the workload in its own process group. Returns its pid once the exec has succeeded.
+///
+/// The caller must have blocked every signal (so a signal arriving between fork and exec waits for the
+/// workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
+pub fn spawn(
+    launch: &Launch,
+    child_signals: &ChildSignals,
+    take_terminal: bool,
+) -> Result<i32, LaunchError> {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| LaunchError::System("pipe".into(), e.into()))?;
+
+    let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // SAFETY: sentinit is single-threaded here, and the child branch below only makes async-signal-safe
+    // system calls on data prepared before the fork, then execs or _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(LaunchError::System(
+            "fork".into(),
+            io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        child_exec(
+            launch,
+            &argv,
+            &envp,
+            child_signals,
+            take_terminal,
+            &write_end,
+        );
+    }
+    drop(write_end);
+    // Also from the parent, so the group exists before the first signal is forwarded to it.
+    // SAFETY: setpgid on our own child; failure (it already exec'd and did it itself) is harmless.
+    unsafe { libc::setpgid(pid, pid) };
+
+    let mut errno_bytes = [0u8; 4];
+    let received = read_full(&read_end, &mut errno_bytes);
+    if received == 4 {
+        let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno_bytes));
+        let mut status = 0;
+        // SAFETY: reaps the child that just reported its failure and is about to _exit.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(match error.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+                LaunchError::NotFound(launch.display.clone())
+            }
+            _ => LaunchError::NotExecutable(launch.display.clone(), error),
+        });
+    }
+    Ok(pid)
+}
+
+/// Reads until `buffer` is full or EOF (the exec closed the pipe); returns the byte count.
+fn read_full(fd: &OwnedFd, buffer: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match nix::unistd::read(fd, &mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    filled
+}
+
+/// The child side of [`spawn`]. Never returns.
+fn child_exec(
+    launch: &Launch,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    child_signals: &ChildSignals,
+    take_terminal: bool,
+    error_pipe: &OwnedFd,
+) -> ! {
+    // SAFETY: only async-signal-safe system calls on memory prepared before the fork.
+    unsafe {
+        libc::setpgid(0, 0);
+        if take_terminal {
+            // Every signal is still blocked, so the SIGTTOU a background group gets here is held, not
+            // acted on; the workload becomes the foreground group before it runs a single instruction.
+            libc::tcsetpgrp(0, libc::getpid());
+        }
+        for signal in 1..=signals::MAX_SIGNAL {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                signals::set_ignored(signal, child_signals.inherited_ignores.contains(signal));
+            }
+        }
+        let _ = signals::set_blocked(Mask::empty());
+        libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(error_pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_on_path_and_reports_missing() {
+        let found = resolve(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
+        )
+        .unwrap();
+        assert!(found.ends_with("sh"));
+        assert!(matches!(
+            resolve(OsStr::new("no-such-cmd-xyz"), Some(OsStr::new("/bin"))),
+            Err(LaunchError::NotFound(_))
+        ));
+        // A name with a slash is taken as it is; exec decides.
+        assert_eq!(
+            resolve(OsStr::new("./x"), None).unwrap(),
+            PathBuf::from("./x")
+        );
+    }
+}

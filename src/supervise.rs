@@ -1,0 +1,405 @@
+//! The supervision loop: one `poll` on a signalfd that forwards signals, reaps every child, ends the
+//! rest of the process tree when the main child is gone, and calls the periodic tick.
+//!
+//! Every signal is blocked and read from the signalfd, so nothing is handled asynchronously and nothing
+//! is lost: SIGCHLDs may coalesce, which is why each wake-up reaps in a loop until the kernel has no more
+//! exited children, instead of trusting one SIGCHLD to mean one child. The loop sleeps in `poll` until a
+//! signal arrives or the next deadline (tick, grace, kill-after) is due, so an idle workload costs one
+//! wake-up per tick.
+
+use crate::config::Config;
+use crate::signals::{self, Mask};
+use crate::{debug, proctree, warn};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// How the main child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+        }
+    }
+
+    fn from_wait_status(status: i32) -> Option<Exit> {
+        if libc::WIFEXITED(status) {
+            Some(Exit::Code(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(Exit::Signal(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => write!(f, "signal {signal} ({})", signals::name(*signal)),
+        }
+    }
+}
+
+/// What happened, for the report.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub exit: Exit,
+    /// When the main child was reaped.
+    pub ended: Instant,
+    /// sentinit itself sent SIGKILL to the main child (--kill-after escalation).
+    pub killed_by_sentinit: bool,
+    /// The last stop signal (TERM, INT, QUIT, after rewriting) forwarded to the workload.
+    pub stop_signal: Option<i32>,
+    /// Resource usage of the main child alone, from wait4.
+    pub main_rusage: Option<libc::rusage>,
+    /// How many descendants (main child included) were reaped.
+    pub reaped: u64,
+}
+
+/// Hooks for the concerns layered on top of supervision (accounting, heartbeat).
+pub trait Observer {
+    /// Called every `--interval` while the workload runs.
+    fn tick(&mut self) {}
+    /// Called after a stop signal (TERM, INT, QUIT) was forwarded.
+    fn stop_forwarded(&mut self, _signal: i32) {}
+}
+
+/// The observer that does nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// Signals the workload never receives from sentinit: job-control input/output stops are meaningless
+/// for a supervisor, and SIGCHLD is about sentinit's own children.
+fn never_forwarded(signal: i32) -> bool {
+    matches!(signal, libc::SIGCHLD | libc::SIGTTIN | libc::SIGTTOU)
+}
+
+fn is_stop_signal(signal: i32) -> bool {
+    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+}
+
+/// Where the main child is in its life.
+enum Phase {
+    /// The main child runs.
+    Running,
+    /// The main child has exited; the rest were sent SIGTERM and have until `deadline`.
+    Draining { deadline: Instant },
+    /// The rest were sent SIGKILL; they are given until `deadline` to be reaped.
+    Killing { deadline: Instant },
+}
+
+/// Supervises `child` (already started, in process group `child`) until it and everything it left
+/// behind are gone. `signal_fd` reads every signal; all of them are blocked.
+pub struct Supervisor<'a> {
+    config: &'a Config,
+    child: i32,
+    signal_fd: OwnedFd,
+    main_exit: Option<(Exit, Instant, libc::rusage)>,
+    killed_by_sentinit: bool,
+    stop_signal: Option<i32>,
+    kill_deadline: Option<Instant>,
+    reaped: u64,
+    is_pid1: bool,
+}
+
+impl<'a> Supervisor<'a> {
+    pub fn new(config: &'a Config, child: i32, signal_fd: OwnedFd) -> Self {
+        Supervisor {
+            config,
+            child,
+            signal_fd,
+            main_exit: None,
+            killed_by_sentinit: false,
+            stop_signal: None,
+            kill_deadline: None,
+            reaped: 0,
+            is_pid1: std::process::id() == 1,
+        }
+    }
+
+    /// Runs until the process tree is gone; returns how the main child ended.
+    pub fn run(mut self, observer: &mut dyn Observer) -> Outcome {
+        let mut phase = Phase::Running;
+        let mut next_tick = Instant::now() + self.config.interval;
+        loop {
+            let now = Instant::now();
+            let mut deadline = next_tick;
+            if let Some(kill_at) = self.kill_deadline {
+                deadline = deadline.min(kill_at);
+            }
+            match phase {
+                Phase::Running => {}
+                Phase::Draining { deadline: end } | Phase::Killing { deadline: end } => {
+                    deadline = deadline.min(end);
+                    // Processes that are not our children (sentinit could not become a subreaper) send
+                    // no SIGCHLD, so look again soon.
+                    if !self.has_children() {
+                        deadline = deadline.min(now + Duration::from_millis(20));
+                    }
+                }
+            }
+            self.wait_for_signal(deadline.saturating_duration_since(now), observer);
+            self.reap_all();
+
+            let now = Instant::now();
+            if matches!(phase, Phase::Running) {
+                if let Some(kill_at) = self.kill_deadline {
+                    if now >= kill_at && self.main_exit.is_none() {
+                        warn!(
+                            "workload still running {:?} after {}: sending SIGKILL to its process group",
+                            self.config.kill_after.unwrap_or_default(),
+                            signals::name(self.stop_signal.unwrap_or(libc::SIGTERM))
+                        );
+                        self.kill_workload(libc::SIGKILL);
+                        self.killed_by_sentinit = true;
+                        self.kill_deadline = None;
+                    }
+                }
+            }
+            if now >= next_tick {
+                if self.main_exit.is_none() {
+                    observer.tick();
+                }
+                next_tick = now + self.config.interval;
+            }
+
+            phase = match phase {
+                Phase::Running if self.main_exit.is_some() => {
+                    if !self.anything_left() {
+                        break;
+                    }
+                    debug!(
+                        "main child gone, sending SIGTERM to what remains (grace {:?})",
+                        self.config.grace
+                    );
+                    self.signal_the_rest(libc::SIGTERM);
+                    Phase::Draining {
+                        deadline: now + self.config.grace,
+                    }
+                }
+                Phase::Draining { .. } | Phase::Killing { .. } if !self.anything_left() => break,
+                Phase::Draining { deadline } if now >= deadline => {
+                    warn!(
+                        "processes still running {:?} after the main child exited: sending SIGKILL",
+                        self.config.grace
+                    );
+                    self.signal_the_rest(libc::SIGKILL);
+                    Phase::Killing {
+                        deadline: now + Duration::from_secs(2),
+                    }
+                }
+                Phase::Killing { deadline } if now >= deadline => {
+                    warn!("giving up on processes that survived SIGKILL (uninterruptible sleep?)");
+                    break;
+                }
+                other => other,
+            };
+        }
+        let (exit, ended, rusage) = self
+            .main_exit
+            .expect("the loop ends only after the main child was reaped");
+        Outcome {
+            exit,
+            ended,
+            killed_by_sentinit: self.killed_by_sentinit,
+            stop_signal: self.stop_signal,
+            main_rusage: Some(rusage),
+            reaped: self.reaped,
+        }
+    }
+
+    /// Sleeps in poll until a signal arrives or `timeout` passes, then handles every queued signal.
+    fn wait_for_signal(&mut self, timeout: Duration, observer: &mut dyn Observer) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // Round up so that a deadline 0.4 ms away does not turn into a busy loop of zero-timeout polls.
+        let millis = if timeout.is_zero() { 0 } else { millis.max(1) };
+        let mut fds = [PollFd::new(self.signal_fd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        );
+        // A full buffer of signalfd_siginfo records per read; keep reading until the queue is empty.
+        const RECORD: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+        let mut buffer = [0u8; RECORD * 32];
+        loop {
+            // SAFETY: reads into a live stack buffer of the stated length.
+            let n = unsafe {
+                libc::read(
+                    self.signal_fd.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            for record in buffer[..n as usize].chunks_exact(RECORD) {
+                // SAFETY: the kernel wrote whole signalfd_siginfo records; read_unaligned copes with the
+                // byte buffer's alignment.
+                let info: libc::signalfd_siginfo =
+                    unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+                self.handle_signal(info.ssi_signo as i32, info.ssi_pid, observer);
+            }
+        }
+    }
+
+    fn handle_signal(&mut self, received: i32, sender: u32, observer: &mut dyn Observer) {
+        if received == libc::SIGCHLD {
+            return; // reaped right after, whatever the count
+        }
+        if never_forwarded(received) {
+            debug!(
+                "received {} from pid {sender}: ignored",
+                signals::name(received)
+            );
+            return;
+        }
+        let signal = self
+            .config
+            .rewrites
+            .get(&received)
+            .copied()
+            .unwrap_or(received);
+        if signal == 0 {
+            debug!(
+                "received {} from pid {sender}: dropped by --rewrite",
+                signals::name(received)
+            );
+            return;
+        }
+        if signal != received {
+            debug!(
+                "received {} from pid {sender}: rewritten to {}",
+                signals::name(received),
+                signals::name(signal)
+            );
+        }
+        let target = self.forward(signal);
+        debug!(
+            "received {} from pid {sender}: forwarded {} to {target}",
+            signals::name(received),
+            signals::name(signal)
+        );
+        if is_stop_signal(signal) && self.main_exit.is_none() {
+            self.stop_signal = Some(signal);
+            observer.stop_forwarded(signal);
+            if let (Some(after), None) = (self.config.kill_after, self.kill_deadline) {
+                self.kill_deadline = Some(Instant::now() + after);
+            }
+        }
+    }
+
+    /// Sends `signal` to the workload: its process group by default, the main child with
+    /// --single-child. Returns a description of the target for -v.
+    fn forward(&self, signal: i32) -> String {
+        if self.config.single_child {
+            if self.main_exit.is_none() {
+                send(self.child, signal);
+                return format!("main child {}", self.child);
+            }
+            return "nobody (the main child has exited)".to_string();
+        }
+        let group_ok = send(-self.child, signal);
+        // The main child may have left its group (setsid, a shell's job control); it still gets it.
+        if self.main_exit.is_none() && (!group_ok || current_pgid(self.child) != Some(self.child)) {
+            send(self.child, signal);
+            return format!("process group {} and main child {}", self.child, self.child);
+        }
+        format!("process group {}", self.child)
+    }
+
+    /// Escalation: SIGKILL to the workload's process group and to the main child.
+    fn kill_workload(&self, signal: i32) {
+        send(-self.child, signal);
+        send(self.child, signal);
+    }
+
+    /// Sends `signal` to everything left after the main child: as PID 1 every process in the namespace
+    /// (kill(-1) spares PID 1 itself); otherwise the workload's process group and every descendant
+    /// found in /proc, including daemons that left the group with setsid.
+    fn signal_the_rest(&self, signal: i32) {
+        if self.is_pid1 {
+            // SAFETY: kill(-1) as PID 1 of a namespace reaches exactly the namespace's other processes.
+            unsafe { libc::kill(-1, signal) };
+            return;
+        }
+        send(-self.child, signal);
+        for pid in proctree::descendants(std::process::id() as i32) {
+            send(pid, signal);
+        }
+    }
+
+    /// Reaps every exited child; records the main child's status.
+    fn reap_all(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: rusage is plain data the kernel fills in.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: wait4 writes to the two live locals above.
+            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+            if pid <= 0 {
+                break;
+            }
+            self.reaped += 1;
+            let Some(exit) = Exit::from_wait_status(status) else {
+                continue;
+            };
+            if pid == self.child {
+                debug!("main child {pid} exited: {exit}");
+                self.main_exit = Some((exit, Instant::now(), usage));
+            } else {
+                debug!("reaped pid {pid}: {exit}");
+            }
+        }
+    }
+
+    fn has_children(&self) -> bool {
+        // SAFETY: siginfo_t is plain data; WNOHANG|WNOWAIT only asks whether any child exists (0) or
+        // none does (ECHILD), without reaping anything.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        rc == 0
+    }
+
+    /// Is any process of the workload left: a child of ours, or a member of its process group?
+    fn anything_left(&self) -> bool {
+        // SAFETY: signal 0 only checks for existence.
+        self.has_children() || unsafe { libc::kill(-self.child, 0) } == 0
+    }
+}
+
+fn send(pid: i32, signal: i32) -> bool {
+    // SAFETY: kill has no memory effects; ESRCH and EPERM are reported by the return value.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+fn current_pgid(pid: i32) -> Option<i32> {
+    // SAFETY: getpgid only queries.
+    let pgid = unsafe { libc::getpgid(pid) };
+    (pgid >= 0).then_some(pgid)
+}
+
+/// Blocks every signal, ignores SIGTTIN/SIGTTOU, and returns the signalfd that will read them all.
+pub fn take_signals() -> std::io::Result<OwnedFd> {
+    signals::set_blocked(Mask::all())?;
+    signals::set_ignored(libc::SIGTTIN, true);
+    signals::set_ignored(libc::SIGTTOU, true);
+    signals::signalfd(Mask::all())
+}
