@@ -94,27 +94,9 @@ struct Spec {
 }
 
 const SPECS: &[Spec] = &[
-    Spec {
-        long: "help",
-        short: Some('h'),
-        kind: Kind::Flag,
-        metavar: "",
-        help: "print this help and exit",
-    },
-    Spec {
-        long: "version",
-        short: Some('V'),
-        kind: Kind::Flag,
-        metavar: "",
-        help: "print the version and exit",
-    },
-    Spec {
-        long: "verbose",
-        short: Some('v'),
-        kind: Kind::Flag,
-        metavar: "",
-        help: "explain every decision on stderr",
-    },
+    Spec { long: "help", short: Some('h'), kind: Kind::Flag, metavar: "", help: "print this help and exit" },
+    Spec { long: "version", short: Some('V'), kind: Kind::Flag, metavar: "", help: "print the version and exit" },
+    Spec { long: "verbose", short: Some('v'), kind: Kind::Flag, metavar: "", help: "explain every decision on stderr" },
     Spec {
         long: "quiet",
         short: Some('q'),
@@ -218,10 +200,7 @@ const SPECS: &[Spec] = &[
 impl Spec {
     /// `grace` → `SENTINIT_GRACE`.
     fn env_name(&self) -> String {
-        format!(
-            "SENTINIT_{}",
-            self.long.to_ascii_uppercase().replace('-', "_")
-        )
+        format!("SENTINIT_{}", self.long.to_ascii_uppercase().replace('-', "_"))
     }
 }
 
@@ -271,12 +250,7 @@ where
     for spec in SPECS {
         if let Some(value) = env.get(&spec.env_name()) {
             let list = if repeatable(spec.long) {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
+                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
             } else {
                 vec![value.clone()]
             };
@@ -321,12 +295,7 @@ where
                     index += 1;
                     args.get(index)
                         .map(|v| v.to_string_lossy().into_owned())
-                        .ok_or_else(|| {
-                            UsageError(format!(
-                                "option '--{name}' needs a value ({})",
-                                spec.metavar
-                            ))
-                        })?
+                        .ok_or_else(|| UsageError(format!("option '--{name}' needs a value ({})", spec.metavar)))?
                 }
             };
             set(spec, value);
@@ -352,12 +321,7 @@ where
                     index += 1;
                     args.get(index)
                         .map(|v| v.to_string_lossy().into_owned())
-                        .ok_or_else(|| {
-                            UsageError(format!(
-                                "option '-{letter}' needs a value ({})",
-                                spec.metavar
-                            ))
-                        })?
+                        .ok_or_else(|| UsageError(format!("option '-{letter}' needs a value ({})", spec.metavar)))?
                 };
                 set(spec, value);
                 break;
@@ -385,10 +349,7 @@ where
         return Ok(Action::Version);
     }
 
-    let mut config = Config {
-        command,
-        ..Config::default()
-    };
+    let mut config = Config { command, ..Config::default() };
     config.verbose = flag("verbose")?;
     config.quiet = flag("quiet")?;
     config.single_child = flag("single-child")?;
@@ -396,10 +357,7 @@ where
     let single = |name: &str| values.get(name).and_then(|v| v.last()).cloned();
     let duration = |name: &str| -> Result<Option<Duration>, UsageError> {
         single(name)
-            .map(|text| {
-                parse_duration(&text)
-                    .map_err(|e| UsageError(format!("{}: {e}", source(name, &from_flag))))
-            })
+            .map(|text| parse_duration(&text).map_err(|e| UsageError(format!("{}: {e}", source(name, &from_flag)))))
             .transpose()
     };
     if let Some(grace) = duration("grace")? {
@@ -408,10 +366,7 @@ where
     config.kill_after = duration("kill-after")?.filter(|d| !d.is_zero());
     if let Some(interval) = duration("interval")? {
         if interval < Duration::from_millis(10) {
-            return Err(UsageError(format!(
-                "{}: the interval must be at least 10ms",
-                source("interval", &from_flag)
-            )));
+            return Err(UsageError(format!("{}: the interval must be at least 10ms", source("interval", &from_flag))));
         }
         config.interval = interval;
     }
@@ -423,19 +378,11 @@ where
     if let Some(namespace) = single("emf-namespace") {
         config.emf_namespace = namespace;
     }
-    config.report_file = single("report-file")
-        .filter(|s| !s.is_empty())
-        .map(OsString::from);
+    config.report_file = single("report-file").filter(|s| !s.is_empty()).map(OsString::from);
     if let Some(formats) = single("report") {
-        let list: Vec<String> = formats
-            .split(',')
-            .map(|f| f.trim().to_ascii_lowercase())
-            .filter(|f| !f.is_empty())
-            .collect();
-        if let Some(bad) = list
-            .iter()
-            .find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none"))
-        {
+        let list: Vec<String> =
+            formats.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect();
+        if let Some(bad) = list.iter().find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none")) {
             return Err(UsageError(format!(
                 "{}: unknown report format '{bad}' (text, json, emf, none)",
                 source("report", &from_flag)
@@ -445,7 +392,7 @@ where
     }
 
     for text in values.get("rewrite").into_iter().flatten() {
-        let (from, to) = parse_pair(text, |s, zero| signals::parse(s, zero))
+        let (from, to) = parse_pair(text, signals::parse)
             .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("rewrite", &from_flag))))?;
         if from == libc::SIGKILL || from == libc::SIGSTOP {
             return Err(UsageError(format!(
@@ -464,12 +411,7 @@ where
                 .filter(|n| (0..=255).contains(n))
                 .ok_or_else(|| format!("'{s}' is not an exit code 0..255"))
         })
-        .map_err(|e| {
-            UsageError(format!(
-                "{}: '{text}': {e}",
-                source("remap-exit", &from_flag)
-            ))
-        })?;
+        .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("remap-exit", &from_flag))))?;
         config.remap_exit.insert(from, to);
     }
 
@@ -487,11 +429,7 @@ fn source(long: &str, from_flag: &BTreeMap<&'static str, bool>) -> String {
     if from_flag.get(long).copied().unwrap_or(false) {
         format!("--{long}")
     } else {
-        SPECS
-            .iter()
-            .find(|s| s.long == long)
-            .map(|s| s.env_name())
-            .unwrap_or_default()
+        SPECS.iter().find(|s| s.long == long).map(|s| s.env_name()).unwrap_or_default()
     }
 }
 
@@ -500,9 +438,7 @@ fn parse_pair<F>(text: &str, item: F) -> Result<(i32, i32), String>
 where
     F: Fn(&str, bool) -> Result<i32, String>,
 {
-    let (left, right) = text
-        .split_once(':')
-        .ok_or_else(|| "expected FROM:TO".to_string())?;
+    let (left, right) = text.split_once(':').ok_or_else(|| "expected FROM:TO".to_string())?;
     Ok((item(left, false)?, item(right, true)?))
 }
 
@@ -517,24 +453,16 @@ fn parse_bool(text: &str) -> Option<bool> {
 /// Parses `500ms`, `5s`, `1.5s`, `2m`, `1h`, `250us` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{trimmed}' is not a duration (try 500ms, 5s, 2m)"))?;
+    let value: f64 = number.parse().map_err(|_| format!("'{trimmed}' is not a duration (try 500ms, 5s, 2m)"))?;
     let seconds = match unit.trim() {
         "" | "s" | "sec" => value,
         "ms" => value / 1e3,
         "us" | "µs" => value / 1e6,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{trimmed}' (use ms, s, m or h)"
-            ))
-        }
+        other => return Err(format!("unknown unit '{other}' in '{trimmed}' (use ms, s, m or h)")),
     };
     if !seconds.is_finite() || seconds > 1e9 {
         return Err(format!("'{trimmed}' is too long"));
@@ -571,18 +499,10 @@ mod tests {
     fn flag_wins_over_environment() {
         let config = run(&["--grace", "2s", "true"], &[("SENTINIT_GRACE", "9s")]).unwrap();
         assert_eq!(config.grace, Duration::from_secs(2));
-        let config = run(
-            &["true"],
-            &[("SENTINIT_GRACE", "9s"), ("SENTINIT_SINGLE_CHILD", "true")],
-        )
-        .unwrap();
+        let config = run(&["true"], &[("SENTINIT_GRACE", "9s"), ("SENTINIT_SINGLE_CHILD", "true")]).unwrap();
         assert_eq!(config.grace, Duration::from_secs(9));
         assert!(config.single_child);
-        let config = run(
-            &["-r", "TERM:QUIT", "true"],
-            &[("SENTINIT_REWRITE", "INT:0,HUP:USR1")],
-        )
-        .unwrap();
+        let config = run(&["-r", "TERM:QUIT", "true"], &[("SENTINIT_REWRITE", "INT:0,HUP:USR1")]).unwrap();
         assert_eq!(config.rewrites, BTreeMap::from([(15, 3)]));
         let config = run(&["true"], &[("SENTINIT_REWRITE", "INT:0, HUP:USR1")]).unwrap();
         assert_eq!(config.rewrites, BTreeMap::from([(2, 0), (1, 10)]));
@@ -590,20 +510,8 @@ mod tests {
 
     #[test]
     fn repeatable_and_bundled_options() {
-        let config = run(
-            &[
-                "-sv",
-                "-rTERM:QUIT",
-                "--rewrite=USR1:0",
-                "-e",
-                "143:0",
-                "--remap-exit",
-                "1:3",
-                "x",
-            ],
-            &[],
-        )
-        .unwrap();
+        let config =
+            run(&["-sv", "-rTERM:QUIT", "--rewrite=USR1:0", "-e", "143:0", "--remap-exit", "1:3", "x"], &[]).unwrap();
         assert!(config.single_child && config.verbose);
         assert_eq!(config.rewrites, BTreeMap::from([(15, 3), (10, 0)]));
         assert_eq!(config.remap_exit, BTreeMap::from([(143, 0), (1, 3)]));
@@ -628,18 +536,9 @@ mod tests {
 
     #[test]
     fn help_and_version_win() {
-        assert!(matches!(
-            parse(&args(&["--help", "x"]), Vec::new()),
-            Ok(Action::Help)
-        ));
-        assert!(matches!(
-            parse(&args(&["-V"]), Vec::new()),
-            Ok(Action::Version)
-        ));
-        assert!(matches!(
-            parse(&args(&["--identity"]), Vec::new()),
-            Ok(Action::Identity(_))
-        ));
+        assert!(matches!(parse(&args(&["--help", "x"]), Vec::new()), Ok(Action::Help)));
+        assert!(matches!(parse(&args(&["-V"]), Vec::new()), Ok(Action::Version)));
+        assert!(matches!(parse(&args(&["--identity"]), Vec::new()), Ok(Action::Identity(_))));
     }
 
     #[test]

@@ -4,25 +4,26 @@
 //! → [`spawn`] and [`supervise`] (run the workload, forward signals, reap) → accounting (cgroup samples)
 //! → report. [`run`] is that pipeline; `main.rs` only collects argv.
 
+pub mod accounting;
 pub mod config;
+pub mod identity;
 pub mod log;
 pub mod proctree;
+pub mod report;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
 
 use config::{Action, Config, UsageError};
 use std::ffi::OsString;
-use supervise::{Exit, NoObserver, Supervisor};
+use supervise::{Exit, Supervisor};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs sentinit with `args` (argv, program name first) and returns the exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let text_env = env
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())));
+    let text_env = env.iter().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())));
     let action = match config::parse(args.get(1..).unwrap_or(&[]), text_env) {
         Ok(action) => action,
         Err(UsageError(message)) => {
@@ -40,17 +41,30 @@ pub fn run(args: Vec<OsString>) -> i32 {
             println!("sentinit {VERSION}");
             0
         }
-        Action::Identity(_config) => {
-            error!("--identity is not available in this build");
-            1
+        Action::Identity(config) => {
+            log::set_verbose(config.verbose);
+            println!("{}", identity::resolve(&config, &env).to_json());
+            0
         }
         Action::Run(config) => run_workload(&config, env),
     }
 }
 
 /// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
-fn run_workload(config: &Config, env: Vec<(OsString, OsString)>) -> i32 {
+fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     log::set_verbose(config.verbose);
+    let identity = identity::resolve(config, &env);
+    for (name, value) in identity.exports() {
+        // Explicit wins: a variable the user already set is left alone.
+        if env.iter().any(|(k, _)| k == name.as_str()) {
+            debug!("{name} already set; not overriding it with {value}");
+        } else {
+            env.push((name.into(), value.into()));
+        }
+    }
+    if !config.quiet {
+        log::line(format_args!("{}", identity.start_line()));
+    }
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
     let inherited_ignores = signals::inherited_ignores();
     if std::process::id() != 1 {
@@ -73,6 +87,8 @@ fn run_workload(config: &Config, env: Vec<(OsString, OsString)>) -> i32 {
             return e.exit_code();
         }
     };
+    // The baseline is taken before the workload exists, so every counter's delta is the workload's.
+    let mut accountant = accounting::Accountant::start(config);
     let take_terminal = spawn::owns_foreground_terminal();
     let child_signals = spawn::ChildSignals { inherited_ignores };
     let child = match spawn::spawn(&launch, &child_signals, take_terminal) {
@@ -85,24 +101,19 @@ fn run_workload(config: &Config, env: Vec<(OsString, OsString)>) -> i32 {
     debug!(
         "started {} as pid {child} in its own process group{}",
         launch.display(),
-        if take_terminal {
-            ", terminal foreground"
-        } else {
-            ""
-        }
+        if take_terminal { ", terminal foreground" } else { "" }
     );
 
-    let outcome = Supervisor::new(config, child, signal_fd).run(&mut NoObserver);
+    let outcome = Supervisor::new(config, child, signal_fd).run(&mut accountant);
+    let usage = accountant.finish(&outcome);
+    report::emit(config, &identity, &usage, &outcome, &config.command);
     let code = outcome.exit.code();
     let remapped = config.remap_exit.get(&code).copied().unwrap_or(code);
     if remapped != code {
         debug!("exit code {code} remapped to {remapped}");
     }
     if let Exit::Signal(signal) = outcome.exit {
-        debug!(
-            "workload killed by {}: exiting {code}",
-            signals::name(signal)
-        );
+        debug!("workload killed by {}: exiting {code}", signals::name(signal));
     }
     remapped
 }
@@ -131,10 +142,7 @@ fn exec_directly(config: &Config, env: &[(OsString, OsString)]) -> i32 {
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .exec();
-    error!(
-        "cannot run '{}': {error}",
-        config.command[0].to_string_lossy()
-    );
+    error!("cannot run '{}': {error}", config.command[0].to_string_lossy());
     if error.kind() == std::io::ErrorKind::NotFound {
         127
     } else {

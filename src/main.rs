@@ -8,8 +8,10 @@
 use std::ffi::{CStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 
+/// # Safety
+/// Called once by the C runtime with its own argc/argv.
 #[no_mangle]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<OsString> = (0..argc.max(0) as usize)
         .map(|i| {
             // SAFETY: the C runtime passes argc valid, NUL-terminated argv entries.

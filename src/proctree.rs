@@ -13,11 +13,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
     };
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

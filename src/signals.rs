@@ -10,9 +10,9 @@ pub const MAX_SIGNAL: i32 = 64;
 
 /// The classic signals, by number. Index 0 is unused.
 const NAMES: [&str; 32] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
 ];
 
 /// `SIGRTMIN` as seen by programs linked against glibc or musl (both use 34 on x86_64 Linux).
@@ -47,9 +47,7 @@ pub fn parse(text: &str, allow_zero: bool) -> Result<i32, String> {
         return match number {
             0 if allow_zero => Ok(0),
             1..=MAX_SIGNAL => Ok(number),
-            _ => Err(format!(
-                "signal number {number} is out of range 1..{MAX_SIGNAL}"
-            )),
+            _ => Err(format!("signal number {number} is out of range 1..{MAX_SIGNAL}")),
         };
     }
     let upper = trimmed.to_ascii_uppercase();
@@ -178,11 +176,7 @@ pub fn inherited_ignores() -> Mask {
 /// Sets `signal`'s disposition to ignore (`true`) or default (`false`). Used between fork and exec too,
 /// so it does nothing but one system call.
 pub fn set_ignored(signal: i32, ignored: bool) {
-    let handler = if ignored {
-        libc::SIG_IGN
-    } else {
-        libc::SIG_DFL
-    };
+    let handler = if ignored { libc::SIG_IGN } else { libc::SIG_DFL };
     // SAFETY: installing SIG_IGN or SIG_DFL involves no handler code; a zeroed sigaction with an empty
     // mask and no flags is a valid argument.
     unsafe {

@@ -65,18 +65,10 @@ pub struct ChildSignals {
 
 impl Launch {
     /// Resolves the program against the workload's PATH and converts everything to C strings.
-    pub fn prepare(
-        command: &[OsString],
-        env: &[(OsString, OsString)],
-    ) -> Result<Launch, LaunchError> {
-        let name = command
-            .first()
-            .ok_or_else(|| LaunchError::NotFound(String::new()))?;
+    pub fn prepare(command: &[OsString], env: &[(OsString, OsString)]) -> Result<Launch, LaunchError> {
+        let name = command.first().ok_or_else(|| LaunchError::NotFound(String::new()))?;
         let display = name.to_string_lossy().into_owned();
-        let path_var = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_os_str());
+        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
         let program = resolve(name, path_var)?;
         let cstring = |bytes: Vec<u8>| {
             CString::new(bytes).map_err(|_| {
@@ -86,10 +78,7 @@ impl Launch {
                 )
             })
         };
-        let argv = command
-            .iter()
-            .map(|a| cstring(a.as_bytes().to_vec()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let argv = command.iter().map(|a| cstring(a.as_bytes().to_vec())).collect::<Result<Vec<_>, _>>()?;
         let envp = env
             .iter()
             .map(|(k, v)| {
@@ -99,12 +88,7 @@ impl Launch {
                 cstring(entry)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Launch {
-            program: cstring(program.into_os_string().into_vec())?,
-            display,
-            argv,
-            envp,
-        })
+        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp })
     }
 
     /// The program as the user named it, for messages.
@@ -127,11 +111,7 @@ fn resolve(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, LaunchErro
     let search = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut not_executable = None;
     for dir in search.as_bytes().split(|b| *b == b':') {
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(OsStr::from_bytes(dir))
-        };
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
         let candidate = dir.join(name);
         match std::fs::metadata(&candidate) {
             Ok(meta) if meta.is_file() && is_executable(&candidate) => return Ok(candidate),
@@ -163,13 +143,9 @@ pub fn owns_foreground_terminal() -> bool {
 ///
 /// The caller must have blocked every signal (so a signal arriving between fork and exec waits for the
 /// workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
-pub fn spawn(
-    launch: &Launch,
-    child_signals: &ChildSignals,
-    take_terminal: bool,
-) -> Result<i32, LaunchError> {
-    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| LaunchError::System("pipe".into(), e.into()))?;
+pub fn spawn(launch: &Launch, child_signals: &ChildSignals, take_terminal: bool) -> Result<i32, LaunchError> {
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::System("pipe".into(), e.into()))?;
 
     let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -180,20 +156,10 @@ pub fn spawn(
     // system calls on data prepared before the fork, then execs or _exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(LaunchError::System(
-            "fork".into(),
-            io::Error::last_os_error(),
-        ));
+        return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_exec(
-            launch,
-            &argv,
-            &envp,
-            child_signals,
-            take_terminal,
-            &write_end,
-        );
+        child_exec(launch, &argv, &envp, child_signals, take_terminal, &write_end);
     }
     drop(write_end);
     // Also from the parent, so the group exists before the first signal is forwarded to it.
@@ -208,9 +174,7 @@ pub fn spawn(
         // SAFETY: reaps the child that just reported its failure and is about to _exit.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         return Err(match error.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
-                LaunchError::NotFound(launch.display.clone())
-            }
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => LaunchError::NotFound(launch.display.clone()),
             _ => LaunchError::NotExecutable(launch.display.clone(), error),
         });
     }
@@ -268,20 +232,13 @@ mod tests {
 
     #[test]
     fn resolves_on_path_and_reports_missing() {
-        let found = resolve(
-            OsStr::new("sh"),
-            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
-        )
-        .unwrap();
+        let found = resolve(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).unwrap();
         assert!(found.ends_with("sh"));
         assert!(matches!(
             resolve(OsStr::new("no-such-cmd-xyz"), Some(OsStr::new("/bin"))),
             Err(LaunchError::NotFound(_))
         ));
         // A name with a slash is taken as it is; exec decides.
-        assert_eq!(
-            resolve(OsStr::new("./x"), None).unwrap(),
-            PathBuf::from("./x")
-        );
+        assert_eq!(resolve(OsStr::new("./x"), None).unwrap(), PathBuf::from("./x"));
     }
 }

@@ -177,14 +177,9 @@ impl<'a> Supervisor<'a> {
                     if !self.anything_left() {
                         break;
                     }
-                    debug!(
-                        "main child gone, sending SIGTERM to what remains (grace {:?})",
-                        self.config.grace
-                    );
+                    debug!("main child gone, sending SIGTERM to what remains (grace {:?})", self.config.grace);
                     self.signal_the_rest(libc::SIGTERM);
-                    Phase::Draining {
-                        deadline: now + self.config.grace,
-                    }
+                    Phase::Draining { deadline: now + self.config.grace }
                 }
                 Phase::Draining { .. } | Phase::Killing { .. } if !self.anything_left() => break,
                 Phase::Draining { deadline } if now >= deadline => {
@@ -193,9 +188,7 @@ impl<'a> Supervisor<'a> {
                         self.config.grace
                     );
                     self.signal_the_rest(libc::SIGKILL);
-                    Phase::Killing {
-                        deadline: now + Duration::from_secs(2),
-                    }
+                    Phase::Killing { deadline: now + Duration::from_secs(2) }
                 }
                 Phase::Killing { deadline } if now >= deadline => {
                     warn!("giving up on processes that survived SIGKILL (uninterruptible sleep?)");
@@ -204,9 +197,7 @@ impl<'a> Supervisor<'a> {
                 other => other,
             };
         }
-        let (exit, ended, rusage) = self
-            .main_exit
-            .expect("the loop ends only after the main child was reaped");
+        let (exit, ended, rusage) = self.main_exit.expect("the loop ends only after the main child was reaped");
         Outcome {
             exit,
             ended,
@@ -224,30 +215,20 @@ impl<'a> Supervisor<'a> {
         // Round up so that a deadline 0.4 ms away does not turn into a busy loop of zero-timeout polls.
         let millis = if timeout.is_zero() { 0 } else { millis.max(1) };
         let mut fds = [PollFd::new(self.signal_fd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
-        );
+        let _ = poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX));
         // A full buffer of signalfd_siginfo records per read; keep reading until the queue is empty.
         const RECORD: usize = std::mem::size_of::<libc::signalfd_siginfo>();
         let mut buffer = [0u8; RECORD * 32];
         loop {
             // SAFETY: reads into a live stack buffer of the stated length.
-            let n = unsafe {
-                libc::read(
-                    self.signal_fd.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                )
-            };
+            let n = unsafe { libc::read(self.signal_fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
             if n <= 0 {
                 break;
             }
             for record in buffer[..n as usize].chunks_exact(RECORD) {
                 // SAFETY: the kernel wrote whole signalfd_siginfo records; read_unaligned copes with the
                 // byte buffer's alignment.
-                let info: libc::signalfd_siginfo =
-                    unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+                let info: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
                 self.handle_signal(info.ssi_signo as i32, info.ssi_pid, observer);
             }
         }
@@ -258,31 +239,16 @@ impl<'a> Supervisor<'a> {
             return; // reaped right after, whatever the count
         }
         if never_forwarded(received) {
-            debug!(
-                "received {} from pid {sender}: ignored",
-                signals::name(received)
-            );
+            debug!("received {} from pid {sender}: ignored", signals::name(received));
             return;
         }
-        let signal = self
-            .config
-            .rewrites
-            .get(&received)
-            .copied()
-            .unwrap_or(received);
+        let signal = self.config.rewrites.get(&received).copied().unwrap_or(received);
         if signal == 0 {
-            debug!(
-                "received {} from pid {sender}: dropped by --rewrite",
-                signals::name(received)
-            );
+            debug!("received {} from pid {sender}: dropped by --rewrite", signals::name(received));
             return;
         }
         if signal != received {
-            debug!(
-                "received {} from pid {sender}: rewritten to {}",
-                signals::name(received),
-                signals::name(signal)
-            );
+            debug!("received {} from pid {sender}: rewritten to {}", signals::name(received), signals::name(signal));
         }
         let target = self.forward(signal);
         debug!(
@@ -368,12 +334,7 @@ impl<'a> Supervisor<'a> {
         // none does (ECHILD), without reaping anything.
         let rc = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
+            libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
         };
         rc == 0
     }
