@@ -157,32 +157,50 @@ pub fn signalfd(mask: Mask) -> std::io::Result<std::os::fd::OwnedFd> {
 
 /// The signals whose disposition was SIG_IGN when sentinit started: set by its parent (`nohup`,
 /// `trap '' INT`). They stay ignored for the workload; every other signal reaches it at SIG_DFL.
+///
+/// The signals the C library keeps for itself (32 up to its SIGRTMIN) are left out: glibc's
+/// posix_spawn marks them ignored in every child it starts, not as anyone's choice, and a workload must
+/// not inherit that.
 pub fn inherited_ignores() -> Mask {
     let mut mask = Mask::empty();
-    for signal in 1..=MAX_SIGNAL {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: sigaction with a null new action only reads the current one into `current`.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
-        if rc == 0 && current.sa_sigaction == libc::SIG_IGN {
+    for signal in (1..32).chain(rtmin()..=MAX_SIGNAL) {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP && disposition(signal) == Some(libc::SIG_IGN) {
             mask = mask.with(signal);
         }
     }
     mask
 }
 
+/// The kernel's own `struct sigaction` for rt_sigaction: handler, flags, restorer, mask. Used instead
+/// of the C library's wrapper, which refuses signals 32-34.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: libc::sighandler_t,
+    mask: u64,
+}
+
+/// The current handler of `signal` (SIG_DFL, SIG_IGN or a function address).
+fn disposition(signal: i32) -> Option<libc::sighandler_t> {
+    let mut current = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: rt_sigaction with a null new action writes the current one into a live struct of the
+    // layout the kernel expects for an 8-byte signal mask.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_rt_sigaction, signal, std::ptr::null::<KernelSigaction>(), &mut current, 8usize)
+    };
+    (rc == 0).then_some(current.handler)
+}
+
 /// Sets `signal`'s disposition to ignore (`true`) or default (`false`). Used between fork and exec too,
 /// so it does nothing but one system call.
 pub fn set_ignored(signal: i32, ignored: bool) {
     let handler = if ignored { libc::SIG_IGN } else { libc::SIG_DFL };
-    // SAFETY: installing SIG_IGN or SIG_DFL involves no handler code; a zeroed sigaction with an empty
-    // mask and no flags is a valid argument.
+    let action = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: installing SIG_IGN or SIG_DFL runs no handler code, so no restorer is needed; the kernel
+    // reads a live struct of its own layout.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        libc::sigaction(signal, &action, std::ptr::null_mut());
+        libc::syscall(libc::SYS_rt_sigaction, signal, &action, std::ptr::null_mut::<KernelSigaction>(), 8usize);
     }
 }
 
