@@ -41,10 +41,23 @@ impl std::fmt::Display for LaunchError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             LaunchError::NotFound(path) => write!(f, "cannot run '{path}': command not found"),
-            LaunchError::NotExecutable(path, error) => write!(f, "cannot run '{path}': {error}"),
+            LaunchError::NotExecutable(path, error) => write!(f, "cannot run '{path}': {}", describe(path, error)),
             LaunchError::System(what, error) => {
                 write!(f, "cannot start the workload: {what}: {error}")
             }
+        }
+    }
+}
+
+/// An exec error in words a user acts on, without Rust's "(os error N)" suffix.
+fn describe(path: &str, error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(libc::EACCES) if Path::new(path).is_dir() => "is a directory".to_string(),
+        Some(libc::EACCES) => "permission denied (is it executable?)".to_string(),
+        Some(libc::ENOEXEC) => "exec format error (not a binary for this machine, and no #! line)".to_string(),
+        _ => {
+            let text = error.to_string();
+            text.split(" (os error").next().unwrap_or(&text).to_string()
         }
     }
 }
