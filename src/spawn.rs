@@ -70,10 +70,13 @@ pub struct Launch {
     envp: Vec<CString>,
 }
 
-/// The signal state the workload should start with.
-pub struct ChildSignals {
+/// The state the workload should start with, where it differs from sentinit's own.
+pub struct ChildSetup {
     /// Signals ignored by sentinit's parent: they stay ignored.
     pub inherited_ignores: Mask,
+    /// sentinit's original oom_score_adj, given back to the workload when sentinit lowered its own so
+    /// that it outlives an OOM kill and can print the report.
+    pub oom_score_adj: Option<i32>,
 }
 
 impl Launch {
@@ -156,7 +159,7 @@ pub fn owns_foreground_terminal() -> bool {
 ///
 /// The caller must have blocked every signal (so a signal arriving between fork and exec waits for the
 /// workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
-pub fn spawn(launch: &Launch, child_signals: &ChildSignals, take_terminal: bool) -> Result<i32, LaunchError> {
+pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::System("pipe".into(), e.into()))?;
 
@@ -172,7 +175,7 @@ pub fn spawn(launch: &Launch, child_signals: &ChildSignals, take_terminal: bool)
         return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_exec(launch, &argv, &envp, child_signals, take_terminal, &write_end);
+        child_exec(launch, &argv, &envp, setup, take_terminal, &write_end);
     }
     drop(write_end);
     // Also from the parent, so the group exists before the first signal is forwarded to it.
@@ -213,7 +216,7 @@ fn child_exec(
     launch: &Launch,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    child_signals: &ChildSignals,
+    setup: &ChildSetup,
     take_terminal: bool,
     error_pipe: &OwnedFd,
 ) -> ! {
@@ -227,8 +230,11 @@ fn child_exec(
         }
         for signal in 1..=signals::MAX_SIGNAL {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                signals::set_ignored(signal, child_signals.inherited_ignores.contains(signal));
+                signals::set_ignored(signal, setup.inherited_ignores.contains(signal));
             }
+        }
+        if let Some(value) = setup.oom_score_adj {
+            restore_oom_score_adj(value);
         }
         let _ = signals::set_blocked(Mask::empty());
         libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -236,6 +242,34 @@ fn child_exec(
         let bytes = errno.to_ne_bytes();
         libc::write(error_pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127);
+    }
+}
+
+/// Writes `value` to /proc/self/oom_score_adj between fork and exec: no allocation, digits formatted
+/// into a stack buffer.
+fn restore_oom_score_adj(value: i32) {
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    // SAFETY: open/write/close on a NUL-terminated literal path and a live stack buffer.
+    unsafe {
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, digits[at..].as_ptr().cast(), digits.len() - at);
+            libc::close(fd);
+        }
     }
 }
 
