@@ -93,9 +93,7 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
         match pick(&cgroups.ids, hostname.as_deref()) {
             Pick::One(id) => resolver.take_container_id(Some(id), "cgroup"),
             Pick::None => resolver.id_notes.push(match &cgroup_text {
-                Some(_) => {
-                    "no container ID in the cgroup paths (a private cgroup namespace shows only '/')".to_string()
-                }
+                Some(_) => format!("no container ID in the cgroup paths ({})", cgroups.paths.join(", ")),
                 None => format!("cannot read {}", proc_root.join("self/cgroup").display()),
             }),
             Pick::Ambiguous(ids) => {
