@@ -24,18 +24,22 @@ const LABEL_REVISION: &str = "com.amazonaws.ecs.task-definition-version";
 /// container and, if the labels did not say it all, its task. `notes` collects why something is missing.
 pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> EcsFacts {
     let base = base.trim_end_matches('/');
-    let mut facts = match fetch_json(base, deadline) {
-        Ok(document) => parse_tmds_container(&document),
-        Err(reason) => {
-            notes.push(format!("{base}: {reason}"));
-            EcsFacts::default()
+    let mut facts = EcsFacts::default();
+    match fetch_json(base, deadline) {
+        Ok(document) => facts = parse_tmds_container(&document),
+        Err(failure) => {
+            notes.push(format!("{base}: {}", failure.reason));
+            // Nothing answered at all: the task document lives on the same server.
+            if !failure.server_answered {
+                return facts;
+            }
         }
-    };
+    }
     if !facts.task_complete() {
         let url = format!("{base}/task");
         match fetch_json(&url, deadline) {
             Ok(document) => facts.fill_from(&parse_tmds_task(&document)),
-            Err(reason) => notes.push(format!("{url}: {reason}")),
+            Err(failure) => notes.push(format!("{url}: {}", failure.reason)),
         }
     }
     facts
@@ -60,8 +64,8 @@ pub fn query_introspection(agent: &str, docker_id: &str, deadline: Instant, note
                 return EcsFacts::default();
             }
         },
-        Err(reason) => {
-            notes.push(format!("{url}: {reason}"));
+        Err(failure) => {
+            notes.push(format!("{url}: {}", failure.reason));
             return EcsFacts::default();
         }
     };
@@ -70,7 +74,7 @@ pub fn query_introspection(agent: &str, docker_id: &str, deadline: Instant, note
         let url = format!("{agent}/v1/metadata");
         match fetch_json(&url, deadline) {
             Ok(document) => facts.cluster = text(&document, "Cluster"),
-            Err(reason) => notes.push(format!("{url}: {reason}")),
+            Err(failure) => notes.push(format!("{url}: {}", failure.reason)),
         }
     }
     facts
@@ -116,25 +120,25 @@ pub fn parse_introspection_task(document: &Value) -> Option<EcsFacts> {
     })
 }
 
-/// GETs `url` and parses a JSON object, or says why not. Malformed JSON gets its one warning here.
-fn fetch_json(url: &str, deadline: Instant) -> Result<Value, String> {
-    let response = http::get(url, deadline).map_err(|e| match e {
-        FetchError::Timeout => format!("{e} (gave up at the deadline)"),
-        other => other.to_string(),
-    })?;
+/// Why a document could not be had.
+struct Failure {
+    reason: String,
+    /// False when no HTTP response came at all (refused, timed out, reset).
+    server_answered: bool,
+}
+
+/// GETs `url` and parses a JSON object, or says why not (the caller warns once per endpoint).
+fn fetch_json(url: &str, deadline: Instant) -> Result<Value, Failure> {
+    let response = http::get(url, deadline)
+        .map_err(|e| Failure { server_answered: matches!(e, FetchError::TooLarge), reason: e.to_string() })?;
+    let answered = |reason: String| Failure { reason, server_answered: true };
     if response.status != 200 {
-        return Err(describe_status(response.status, &response.body));
+        return Err(answered(describe_status(response.status, &response.body)));
     }
     match serde_json::from_slice::<Value>(&response.body) {
         Ok(value) if value.is_object() => Ok(value),
-        Ok(_) => {
-            crate::warn!("{url}: unexpected JSON (not an object); ignoring it");
-            Err("unexpected JSON".to_string())
-        }
-        Err(e) => {
-            crate::warn!("{url}: malformed JSON ({e}); ignoring it");
-            Err("malformed JSON".to_string())
-        }
+        Ok(_) => Err(answered("unexpected JSON (not an object); ignoring it".to_string())),
+        Err(e) => Err(answered(format!("malformed JSON ({e}); ignoring it"))),
     }
 }
 
