@@ -249,3 +249,58 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn without_ecs_variables_or_agent_url_nothing_touches_the_network() {
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI=true but strace is missing: cannot check for network use");
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let trace = |extra: &[(&str, &str)]| -> String {
+        let dir = tempdir(&format!("strace-{}", extra.len()));
+        let log = dir.join("trace");
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=socket,connect", "-o"])
+            .arg(&log)
+            .args([identity_support::BIN, "--identity-timeout", "300ms", "--", "true"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge"))
+            .envs(extra.iter().copied())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run strace");
+        assert!(status.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        text
+    };
+    // The ECS agent's other variables (task protection, credentials) are not a reason to connect.
+    let quiet = trace(&[
+        ("ECS_AGENT_URI", "http://127.0.0.1:9/api/7d1a2b3c"),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/0f1e"),
+    ]);
+    assert!(!quiet.contains("AF_INET"), "{quiet}");
+    assert!(!quiet.contains("connect("), "{quiet}");
+    // The same probe sees the connection when there is an endpoint (nothing listens on port 9).
+    let asked = trace(&[("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4/7d1a2b3c")]);
+    assert!(asked.contains("connect("), "{asked}");
+}
+
+#[test]
+fn the_cgroup_version_comes_from_sys_when_proc_has_no_cgroup_file() {
+    let proc_dir = tempdir("no-cgroup-proc");
+    std::fs::create_dir_all(proc_dir.join("self")).unwrap();
+    let sys_dir = tempdir("unified-sys");
+    std::fs::create_dir_all(sys_dir.join("fs/cgroup")).unwrap();
+    std::fs::write(sys_dir.join("fs/cgroup/cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+    let proc_root = proc_dir.to_string_lossy().into_owned();
+    let sys_root = sys_dir.to_string_lossy().into_owned();
+    let json = identity(&[], &[("SENTINIT_PROC_ROOT", &proc_root), ("SENTINIT_SYS_ROOT", &sys_root)]).json();
+    assert_eq!(json["cgroup_version"], 2, "{json}");
+    let json = identity(&[], &[("SENTINIT_PROC_ROOT", &proc_root), ("SENTINIT_SYS_ROOT", "/nonexistent")]).json();
+    assert_eq!(json["cgroup_version"], Value::Null, "{json}");
+    let _ = std::fs::remove_dir_all(proc_dir);
+    let _ = std::fs::remove_dir_all(sys_dir);
+}

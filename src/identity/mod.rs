@@ -81,11 +81,14 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
             warn!("ECS task metadata {note}");
         }
         resolver.id_notes.extend(notes.iter().map(|n| format!("{variable}: {n}")));
+        resolver.task_notes.extend(notes.iter().map(|n| format!("{variable}: {n}")));
         resolver.take_container_id(facts.container_id.clone(), source);
         resolver.take_task(&facts, source);
     }
     if !asked_tmds {
-        resolver.id_notes.push("no ECS task metadata endpoint (ECS_CONTAINER_METADATA_URI[_V4] unset)".to_string());
+        let note = "no ECS task metadata endpoint (ECS_CONTAINER_METADATA_URI[_V4] unset)";
+        resolver.id_notes.push(note.to_string());
+        resolver.task_notes.push(note.to_string());
     }
 
     // 2. cgroup paths.
@@ -134,34 +137,40 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
         }
     }
     if metadata_path.is_none() {
-        resolver.id_notes.push("no ECS container metadata file (ECS_CONTAINER_METADATA_FILE unset)".to_string());
+        let note = "no ECS container metadata file (ECS_CONTAINER_METADATA_FILE unset)";
+        resolver.id_notes.push(note.to_string());
+        resolver.task_notes.push(note.to_string());
     }
     if let Some(file) = &metadata {
         resolver.take_task(&file.facts, "metadata-file");
     }
 
-    // The task from the agent's introspection API, only on request and only with a full ID.
     if resolver.identity.task_arn.is_none() {
-        if let Some(agent) = &config.ecs_agent_url {
-            let mut notes = Vec::new();
-            let facts = match &resolver.identity.container_id {
-                Some(id) => ecs::query_introspection(agent, id, deadline, &mut notes),
-                None => {
-                    notes.push("the ECS agent introspection API needs the container ID, which is unknown".to_string());
-                    EcsFacts::default()
-                }
-            };
-            for note in &notes {
-                warn!("ECS agent introspection: {note}");
-            }
-            resolver.task_notes.extend(notes);
-            resolver.take_task(&facts, "ecs-introspection");
-        } else {
-            resolver.task_notes.push("no --ecs-agent-url for the ECS agent introspection API".to_string());
-        }
+        ask_introspection(config.ecs_agent_url.as_deref(), deadline, &mut resolver);
     }
     resolver.explain_gaps();
     resolver.identity
+}
+
+/// The task from the ECS agent's introspection API: only when configured, and only with a full ID.
+fn ask_introspection(agent: Option<&str>, deadline: Instant, resolver: &mut Resolver) {
+    let Some(agent) = agent else {
+        resolver.task_notes.push("no --ecs-agent-url for the ECS agent introspection API".to_string());
+        return;
+    };
+    let mut notes = Vec::new();
+    let facts = match &resolver.identity.container_id {
+        Some(id) => ecs::query_introspection(agent, id, deadline, &mut notes),
+        None => {
+            notes.push("the ECS agent introspection API needs the container ID, which is unknown".to_string());
+            EcsFacts::default()
+        }
+    };
+    for note in &notes {
+        warn!("ECS agent introspection: {note}");
+    }
+    resolver.task_notes.extend(notes);
+    resolver.take_task(&facts, "ecs-introspection");
 }
 
 /// The identity being built, and why parts of it are still missing (for `-v`).
@@ -211,13 +220,8 @@ impl Resolver {
         if identity.container_id.is_none() {
             debug!("DOCKER_CONTAINER_ID not set: {}", self.id_notes.join("; "));
         }
-        let task_why = if self.task_notes.is_empty() {
-            "no source named the task".to_string()
-        } else {
-            format!("no source named the task ({})", self.task_notes.join("; "))
-        };
         if identity.task_arn.is_none() {
-            debug!("ECS_TASK_ARN not set: {task_why}");
+            debug!("ECS_TASK_ARN not set: {}", self.task_notes.join("; "));
             debug!("ECS_TASK_ID not set: no task ARN");
         }
         for (variable, value) in [
