@@ -357,3 +357,24 @@ fn tmds_wins_over_introspection_which_is_then_not_asked() {
     assert_eq!(json["container_id"], EC2_ID, "TMDS is trusted above the cgroup path");
     assert_eq!(agent.requests(), vec![ENDPOINT.to_string()]);
 }
+
+#[test]
+fn fargate_v3_with_a_v4_that_does_not_know_the_container() {
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v3/{FARGATE_ID}") => ok(&fargate_v4_container()),
+        p if p == format!("/v3/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{FARGATE_ID}", agent.url)),
+        ("ECS_CONTAINER_METADATA_URI", format!("{}/v3/{FARGATE_ID}", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], FARGATE_ID, "{json}");
+    assert_eq!(json["container_id_source"], "ecs-metadata-v3");
+    assert_eq!(json["task_arn"], FARGATE_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-metadata-v3");
+    assert_eq!(json["cluster"], FARGATE_CLUSTER);
+    assert_eq!(agent.requests()[..2], [format!("/v4/{FARGATE_ID}"), format!("/v4/{FARGATE_ID}/task")]);
+}
