@@ -6,8 +6,10 @@
 
 pub mod accounting;
 pub mod config;
+pub mod http;
 pub mod identity;
 pub mod log;
+pub mod paths;
 pub mod proctree;
 pub mod report;
 pub mod signals;

@@ -1,0 +1,86 @@
+//! The shape every ECS source is reduced to, and the JSON helpers that read it.
+//!
+//! TMDS v4 and v3, the container metadata file and the introspection API name the same facts
+//! differently; each source module maps its own JSON onto [`EcsFacts`] so that the resolver merges one
+//! type only.
+
+use serde_json::Value;
+
+/// What one ECS source said about this container and its task; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EcsFacts {
+    pub container_id: Option<String>,
+    pub task_arn: Option<String>,
+    pub cluster: Option<String>,
+    pub family: Option<String>,
+    pub revision: Option<String>,
+    pub container_name: Option<String>,
+}
+
+impl EcsFacts {
+    /// True when the task-level facts are all known (no need to ask for the task document).
+    pub fn task_complete(&self) -> bool {
+        self.task_arn.is_some() && self.cluster.is_some() && self.family.is_some() && self.revision.is_some()
+    }
+
+    /// Fills what `self` lacks from `other`.
+    pub fn fill_from(&mut self, other: &EcsFacts) {
+        fn fill(slot: &mut Option<String>, value: &Option<String>) {
+            if slot.is_none() {
+                slot.clone_from(value);
+            }
+        }
+        fill(&mut self.container_id, &other.container_id);
+        fill(&mut self.task_arn, &other.task_arn);
+        fill(&mut self.cluster, &other.cluster);
+        fill(&mut self.family, &other.family);
+        fill(&mut self.revision, &other.revision);
+        fill(&mut self.container_name, &other.container_name);
+    }
+}
+
+/// A non-empty string (or number, for revisions) at `key` of a JSON object.
+pub fn text(object: &Value, key: &str) -> Option<String> {
+    match object.get(key)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The last component of a task ARN (`arn:aws:ecs:<region>:<account>:task/[<cluster>/]<id>`).
+pub fn task_id_of(arn: &str) -> Option<String> {
+    let (_, resource) = arn.split_once(":task/")?;
+    let id = resource.rsplit('/').next()?;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_of_long_and_short_arns() {
+        assert_eq!(
+            task_id_of("arn:aws:ecs:us-west-2:111122223333:task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b").as_deref(),
+            Some("4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b")
+        );
+        assert_eq!(
+            task_id_of("arn:aws:ecs:us-east-1:111122223333:task/0b69d5c0-d655-4695-98cd-5d2d526d9d5a").as_deref(),
+            Some("0b69d5c0-d655-4695-98cd-5d2d526d9d5a")
+        );
+        assert_eq!(task_id_of("arn:aws:ecs:us-east-1:111122223333:task/"), None);
+        assert_eq!(task_id_of("not an arn"), None);
+    }
+
+    #[test]
+    fn text_takes_strings_and_numbers_only() {
+        let v: Value = serde_json::json!({"a": " x ", "b": "", "c": 5, "d": null, "e": {}});
+        assert_eq!(text(&v, "a").as_deref(), Some("x"));
+        assert_eq!(text(&v, "b"), None);
+        assert_eq!(text(&v, "c").as_deref(), Some("5"));
+        assert_eq!(text(&v, "d"), None);
+        assert_eq!(text(&v, "e"), None);
+        assert_eq!(text(&v, "missing"), None);
+    }
+}

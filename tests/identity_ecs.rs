@@ -1,0 +1,380 @@
+//! Identity from the ECS agent's HTTP endpoints, against a loopback server of the tests' own that
+//! serves what the agent serves (TMDS v4/v3 for EC2 and Fargate, the introspection API) and misbehaves
+//! on request. Every URL handed to sentinit points at 127.0.0.1.
+
+mod identity_support;
+
+use identity_support::{fixture, identity, ok, workload, FakeAgent, Reply};
+use serde_json::Value;
+use std::time::Duration;
+
+const EC2_ID: &str = "0a4f1c2e9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e";
+const EC2_TASK: &str = "arn:aws:ecs:us-west-2:111122223333:task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b";
+const FARGATE_TASK_ID: &str = "e40860c2b55a4200b03c3197f6c59714";
+const FARGATE_ID: &str = "e40860c2b55a4200b03c3197f6c59714-2886439692";
+const FARGATE_TASK: &str = "arn:aws:ecs:us-east-1:111122223333:task/batch/e40860c2b55a4200b03c3197f6c59714";
+const FARGATE_CLUSTER: &str = "arn:aws:ecs:us-east-1:111122223333:cluster/batch";
+/// The container ID in the `ecs-ec2-v1-bridge` fixture's cgroup paths.
+const FIXTURE_ID: &str = "e29e9af042db8caad4f6e852fd2d1c360e6e192108eb3720c3506e506bc051da";
+
+/// A v4 container document as the EC2 agent serves it (bridge mode), labels included.
+fn ec2_v4_container(docker_id: &str) -> String {
+    format!(
+        r#"{{"DockerId":"{docker_id}","Name":"app","DockerName":"ecs-web-42-app-b4e2d6f8a0c2e4f6a801",
+"Image":"111122223333.dkr.ecr.us-west-2.amazonaws.com/web:1.8.3","ImageID":"sha256:9f2c7d1e0b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e",
+"Ports":[{{"ContainerPort":8080,"Protocol":"tcp","HostPort":32768,"HostIp":"0.0.0.0"}}],
+"Labels":{{"com.amazonaws.ecs.cluster":"prod","com.amazonaws.ecs.container-name":"app","com.amazonaws.ecs.task-arn":"{EC2_TASK}","com.amazonaws.ecs.task-definition-family":"web","com.amazonaws.ecs.task-definition-version":"42"}},
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":256,"Memory":512}},
+"CreatedAt":"2024-05-14T09:12:03.118250457Z","StartedAt":"2024-05-14T09:12:03.602337121Z","Type":"NORMAL",
+"LogDriver":"awslogs","LogOptions":{{"awslogs-group":"/ecs/web","awslogs-region":"us-west-2","awslogs-stream":"ecs/app/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b"}},
+"ContainerARN":"arn:aws:ecs:us-west-2:111122223333:container/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b/7a1e2f3d-4c5b-6a79-8e0d-1f2a3b4c5d6e",
+"Networks":[{{"NetworkMode":"bridge","IPv4Addresses":["172.17.0.3"]}}]}}"#
+    )
+}
+
+/// A v4 container document as Fargate serves it, without labels (so the task document is needed).
+fn fargate_v4_container() -> String {
+    format!(
+        r#"{{"DockerId":"{FARGATE_ID}","Name":"worker","DockerName":"worker",
+"Image":"public.ecr.aws/docker/library/busybox:latest","ImageID":"sha256:6d3e4188a38af91b0c1577b9e88c53368926b2fe0e1fb985d6e8a70040520c4d",
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":2}},"CreatedAt":"2024-03-01T10:00:00.000Z","StartedAt":"2024-03-01T10:00:01.000Z",
+"Type":"NORMAL","ContainerARN":"arn:aws:ecs:us-east-1:111122223333:container/batch/{FARGATE_TASK_ID}/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+"Networks":[{{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.2.106"],"AttachmentIndex":0,"MACAddress":"0e:9e:32:c7:48:85","IPv4SubnetCIDRBlock":"10.0.2.0/24","PrivateDNSName":"ip-10-0-2-106.ec2.internal","SubnetGatewayIpv4Address":"10.0.2.1/24"}}]}}"#
+    )
+}
+
+/// A v4 task document as Fargate serves it: the cluster is an ARN there.
+fn fargate_v4_task() -> String {
+    format!(
+        r#"{{"Cluster":"{FARGATE_CLUSTER}","TaskARN":"{FARGATE_TASK}","Family":"batch-job","Revision":"7",
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":0.25,"Memory":512}},
+"PullStartedAt":"2024-03-01T09:59:50.000Z","PullStoppedAt":"2024-03-01T09:59:58.000Z","AvailabilityZone":"us-east-1a","LaunchType":"FARGATE",
+"Containers":[{{"DockerId":"{FARGATE_ID}","Name":"worker","DockerName":"worker","Image":"busybox","ImageID":"sha256:6d3e","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Type":"NORMAL"}}],
+"ClockDrift":{{"ClockErrorBound":0.5,"ReferenceTimestamp":"2024-03-01T10:00:00Z","ClockSynchronizationStatus":"SYNCHRONIZED"}},
+"EphemeralStorageMetrics":{{"Utilized":261,"Reserved":20496}}}}"#
+    )
+}
+
+/// A v3 task document as the EC2 agent serves it (short cluster name).
+fn ec2_v3_task() -> String {
+    format!(
+        r#"{{"Cluster":"prod","TaskARN":"{EC2_TASK}","Family":"web","Revision":"42","DesiredStatus":"RUNNING","KnownStatus":"RUNNING",
+"Containers":[{{"DockerId":"{EC2_ID}","Name":"app","DockerName":"ecs-web-42-app-b4e2d6f8a0c2e4f6a801","Image":"web:1.8.3","ImageID":"sha256:9f2c","Labels":{{}},"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Type":"NORMAL"}}],
+"PullStartedAt":"2024-05-14T09:11:58.1Z","PullStoppedAt":"2024-05-14T09:12:02.9Z","AvailabilityZone":"us-west-2a"}}"#
+    )
+}
+
+fn introspection_task(docker_id: &str) -> String {
+    format!(
+        r#"{{"Arn":"{EC2_TASK}","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Family":"web","Version":"42",
+"Containers":[{{"DockerId":"{docker_id}","DockerName":"ecs-web-42-app-b4e2d6f8a0c2e4f6a801","Name":"app","Image":"web:1.8.3","ImageID":"sha256:9f2c",
+"CreatedAt":"2024-05-14T09:12:03.118250457Z","StartedAt":"2024-05-14T09:12:03.602337121Z","Ports":[{{"ContainerPort":8080,"Protocol":"tcp","HostPort":32768}}]}}]}}"#
+    )
+}
+
+const INTROSPECTION_ERROR_BODY: &str = r#"{"Arn":"","KnownStatus":"","Family":"","Version":"","Containers":null}"#;
+const ENDPOINT: &str = "/v4/7d1a2b3c-4e5f-6a7b-8c9d-0e1f2a3b4c5d";
+
+fn not_found() -> Reply {
+    Reply::Status(404, "\"V4 container metadata handler: unable to get container ID from request\"".to_string())
+}
+
+fn env_of(pairs: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    pairs.to_vec()
+}
+
+fn as_env<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn ec2_v4_labels_give_everything_in_one_request() {
+    let agent = FakeAgent::start(|path, _| match path {
+        ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
+        _ => not_found(),
+    });
+    // The fixture's bind mounts name the pause container; TMDS is trusted above them.
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-al2023-v2-awsvpc")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], EC2_ID, "{json}");
+    assert_eq!(json["container_id_source"], "ecs-metadata-v4");
+    assert_eq!(json["task_arn"], EC2_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-metadata-v4");
+    assert_eq!(json["task_id"], "4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+    assert_eq!(json["cluster"], "prod");
+    assert_eq!(json["family"], "web");
+    assert_eq!(json["revision"], "42");
+    assert_eq!(json["container_name"], "app");
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()], "the labels made /task unnecessary");
+
+    let run = workload(&[], &as_env(&env));
+    let vars = run.workload_env();
+    for (name, value) in [
+        ("DOCKER_CONTAINER_ID", EC2_ID),
+        ("ECS_TASK_ARN", EC2_TASK),
+        ("ECS_TASK_ID", "4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b"),
+        ("ECS_CLUSTER", "prod"),
+        ("ECS_TASK_FAMILY", "web"),
+        ("ECS_TASK_REVISION", "42"),
+        ("ECS_CONTAINER_NAME", "app"),
+    ] {
+        assert_eq!(vars.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert!(run.stderr().contains(&format!("START container={EC2_ID} task={EC2_TASK}")), "{}", run.stderr());
+}
+
+#[test]
+fn fargate_v4_without_labels_asks_for_the_task() {
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v4/{FARGATE_ID}") => ok(&fargate_v4_container()),
+        p if p == format!("/v4/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{FARGATE_ID}", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], FARGATE_ID, "{json}");
+    assert_eq!(json["container_id_source"], "ecs-metadata-v4");
+    assert_eq!(json["task_arn"], FARGATE_TASK);
+    assert_eq!(json["task_id"], FARGATE_TASK_ID);
+    assert_eq!(json["cluster"], FARGATE_CLUSTER);
+    assert_eq!(json["family"], "batch-job");
+    assert_eq!(json["revision"], "7");
+    assert_eq!(json["container_name"], "worker");
+    let vars = workload(&[], &as_env(&env)).workload_env();
+    assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FARGATE_ID));
+    assert_eq!(vars.get("ECS_TASK_ID").map(String::as_str), Some(FARGATE_TASK_ID));
+}
+
+#[test]
+fn v3_is_used_when_v4_is_absent() {
+    let agent = FakeAgent::start(|path, _| match path {
+        "/v3/1f2e3d4c" => ok(&ec2_v4_container(EC2_ID).replace("com.amazonaws.ecs.task-arn", "other.label")),
+        "/v3/1f2e3d4c/task" => ok(&ec2_v3_task()),
+        _ => Reply::Status(500, "\"V3 container metadata handler: unable to get container ID\"".to_string()),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI", format!("{}/v3/1f2e3d4c", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], EC2_ID, "{json}");
+    assert_eq!(json["container_id_source"], "ecs-metadata-v3");
+    assert_eq!(json["task_arn"], EC2_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-metadata-v3");
+}
+
+#[test]
+fn retries_500_and_429_inside_the_budget() {
+    for status in [500u16, 503, 429] {
+        let agent = FakeAgent::start(move |path, nth| match path {
+            ENDPOINT if nth <= 2 => Reply::Status(status, "\"not yet\"".to_string()),
+            ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
+            _ => not_found(),
+        });
+        let env = env_of(&[
+            ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+            ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+        ]);
+        let json = identity(&[], &as_env(&env)).json();
+        assert_eq!(json["container_id"], EC2_ID, "after {status}: {json}");
+        assert_eq!(json["task_arn"], EC2_TASK);
+        assert_eq!(agent.requests().len(), 3, "{status}: {:?}", agent.requests());
+    }
+}
+
+#[test]
+fn not_found_is_not_retried() {
+    let agent = FakeAgent::start(|_, _| not_found());
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let run = identity(&[], &as_env(&env));
+    let json = run.json();
+    assert_eq!(json["container_id"], FIXTURE_ID, "falls back to the cgroup: {json}");
+    assert_eq!(json["task_arn"], Value::Null);
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string(), format!("{ENDPOINT}/task")]);
+    assert!(run.stderr().contains("HTTP 404"), "{}", run.stderr());
+}
+
+#[test]
+fn connection_refused_is_retried_then_given_up_within_the_budget() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("http://127.0.0.1:{port}{ENDPOINT}")),
+    ]);
+    let run = workload(&["--identity-timeout", "800ms", "-v"], &as_env(&env));
+    let vars = run.workload_env();
+    assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID));
+    assert!(!vars.contains_key("ECS_TASK_ARN"));
+    assert!(run.stderr().matches("retrying").count() >= 2, "{}", run.stderr());
+    assert!(run.elapsed < Duration::from_millis(800 + 1500), "{:?}", run.elapsed);
+}
+
+/// Runs the workload against an agent that always gives `reply` and checks that it started within
+/// the budget, with the container ID from the fixture's cgroup paths and no task.
+fn hostile(reply: Reply) -> identity_support::Run {
+    let agent = FakeAgent::start(move |_, _| reply.clone());
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let run = workload(&["--identity-timeout", "1s"], &as_env(&env));
+    let vars = run.workload_env();
+    assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID), "{}", run.stderr());
+    assert!(!vars.contains_key("ECS_TASK_ARN"), "{vars:?}");
+    assert!(run.elapsed < Duration::from_millis(1000 + 1500), "workload started after {:?}", run.elapsed);
+    assert!(!agent.requests().is_empty());
+    run
+}
+
+#[test]
+fn a_server_that_never_answers_costs_at_most_the_budget() {
+    let run = hostile(Reply::Hang);
+    assert!(run.stderr().contains("identity timeout"), "{}", run.stderr());
+}
+
+#[test]
+fn a_trickling_server_cannot_stretch_the_budget() {
+    // 1500 bytes at one byte per 50ms would take 75 seconds.
+    let run = hostile(Reply::Trickle(ec2_v4_container(EC2_ID), Duration::from_millis(50)));
+    assert!(run.stderr().contains("identity timeout"), "{}", run.stderr());
+}
+
+#[test]
+fn malformed_json_is_ignored_with_one_warning() {
+    let run = hostile(ok(r#"{"DockerId":"0a4f1c2e","Labels":{"#));
+    let stderr = run.stderr();
+    // One warning per document asked for: the container and the task.
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("malformed JSON")).collect();
+    assert!(!warnings.is_empty(), "{stderr}");
+    assert!(warnings.iter().all(|w| w.starts_with("sentinit: warning:")), "{stderr}");
+    assert_eq!(stderr.matches(&format!("{ENDPOINT}: malformed JSON")).count(), 1, "{stderr}");
+}
+
+#[test]
+fn unexpected_json_is_ignored() {
+    let run = hostile(ok(r#"["DockerId", "0a4f1c2e9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e"]"#));
+    assert!(run.stderr().contains("unexpected JSON"), "{}", run.stderr());
+}
+
+#[test]
+fn a_50_mib_body_is_cut_off_at_1_mib() {
+    let run = hostile(Reply::Huge(50 * 1024 * 1024));
+    assert!(run.stderr().contains("larger than 1024 KiB"), "{}", run.stderr());
+}
+
+#[test]
+fn a_wrong_content_length_is_survived() {
+    let body = ec2_v4_container(EC2_ID);
+    // Announces more than it sends, then closes: a short body.
+    let longer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len() + 4096);
+    hostile(Reply::Raw(longer.into_bytes()));
+    // Announces less than it sends: the JSON is cut short.
+    let shorter = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len() / 2);
+    let run = hostile(Reply::Raw(shorter.into_bytes()));
+    assert!(run.stderr().contains("malformed JSON"), "{}", run.stderr());
+}
+
+#[test]
+fn introspection_by_full_docker_id() {
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v1/tasks?dockerid={FIXTURE_ID}") => ok(&introspection_task(FIXTURE_ID)),
+        "/v1/metadata" => ok(
+            r#"{"Cluster":"prod","ContainerInstanceArn":"arn:aws:ecs:us-west-2:111122223333:container-instance/prod/5c0b1e2d","Version":"Amazon ECS Agent - v1.89.2 (a1b2c3d4)"}"#,
+        ),
+        _ => Reply::Status(404, INTROSPECTION_ERROR_BODY.to_string()),
+    });
+    let env = env_of(&[("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge"))]);
+    let json = identity(&["--ecs-agent-url", &agent.url], &as_env(&env)).json();
+    assert_eq!(json["container_id"], FIXTURE_ID, "{json}");
+    assert_eq!(json["container_id_source"], "cgroup");
+    assert_eq!(json["task_arn"], EC2_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-introspection");
+    assert_eq!(json["cluster"], "prod");
+    assert_eq!(json["family"], "web");
+    assert_eq!(json["revision"], "42");
+    assert_eq!(agent.requests()[0], format!("/v1/tasks?dockerid={FIXTURE_ID}"));
+
+    // The same through SENTINIT_ECS_AGENT_URL, seen by the workload.
+    let mut env = env;
+    env.push(("SENTINIT_ECS_AGENT_URL", agent.url.clone()));
+    let vars = workload(&[], &as_env(&env)).workload_env();
+    assert_eq!(vars.get("ECS_TASK_ARN").map(String::as_str), Some(EC2_TASK));
+    assert_eq!(vars.get("ECS_CLUSTER").map(String::as_str), Some("prod"));
+}
+
+#[test]
+fn introspection_400_404_and_the_empty_error_body_give_no_task() {
+    for (reply, says) in [
+        (Reply::Status(400, INTROSPECTION_ERROR_BODY.to_string()), "ambiguous"),
+        (Reply::Status(404, INTROSPECTION_ERROR_BODY.to_string()), "unknown to the agent"),
+        (ok(INTROSPECTION_ERROR_BODY), "without a task"),
+    ] {
+        let agent = FakeAgent::start(move |_, _| reply.clone());
+        let env = env_of(&[("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge"))]);
+        let run = workload(&["--ecs-agent-url", &agent.url], &as_env(&env));
+        let vars = run.workload_env();
+        assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID));
+        assert!(!vars.contains_key("ECS_TASK_ARN"), "{says}: {vars:?}");
+        assert!(run.stderr().contains(says), "{says}: {}", run.stderr());
+        assert_eq!(agent.requests().len(), 1, "{says}: 4xx is not retried: {:?}", agent.requests());
+    }
+}
+
+#[test]
+fn introspection_is_never_asked_without_a_full_64_hex_id() {
+    let agent = FakeAgent::start(|_, _| ok(&introspection_task(EC2_ID)));
+    // No container ID at all, and a Fargate-shaped one: neither may be sent as a prefix.
+    for root in ["host-login-session", "fargate-10-digits"] {
+        let env = env_of(&[("SENTINIT_PROC_ROOT", fixture(root))]);
+        let run = workload(&["--ecs-agent-url", &agent.url], &as_env(&env));
+        assert!(!run.workload_env().contains_key("ECS_TASK_ARN"), "{root}");
+    }
+    assert_eq!(agent.requests(), Vec::<String>::new());
+}
+
+#[test]
+fn tmds_wins_over_introspection_which_is_then_not_asked() {
+    let agent = FakeAgent::start(|path, _| match path {
+        ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
+        _ => ok(&introspection_task(EC2_ID).replace("task/prod/", "task/other/")),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let json = identity(&["--ecs-agent-url", &agent.url], &as_env(&env)).json();
+    assert_eq!(json["task_arn"], EC2_TASK);
+    assert_eq!(json["container_id"], EC2_ID, "TMDS is trusted above the cgroup path");
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()]);
+}
+
+#[test]
+fn fargate_v3_with_a_v4_that_does_not_know_the_container() {
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v3/{FARGATE_ID}") => ok(&fargate_v4_container()),
+        p if p == format!("/v3/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{FARGATE_ID}", agent.url)),
+        ("ECS_CONTAINER_METADATA_URI", format!("{}/v3/{FARGATE_ID}", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], FARGATE_ID, "{json}");
+    assert_eq!(json["container_id_source"], "ecs-metadata-v3");
+    assert_eq!(json["task_arn"], FARGATE_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-metadata-v3");
+    assert_eq!(json["cluster"], FARGATE_CLUSTER);
+    assert_eq!(agent.requests()[..2], [format!("/v4/{FARGATE_ID}"), format!("/v4/{FARGATE_ID}/task")]);
+}
