@@ -66,6 +66,18 @@ impl CounterFile {
         String::from_utf8(buffer).ok()
     }
 
+    /// Is this file on a cgroup2 filesystem? Only there does a write mean a per-descriptor reset; on a
+    /// fixture tree it would overwrite the file.
+    pub fn on_cgroup2(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        // SAFETY: statfs is plain data; fstatfs fills it in for a descriptor we own.
+        let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatfs writes to the live local above.
+        let rc = unsafe { libc::fstatfs(self.file.as_raw_fd(), &mut info) };
+        rc == 0 && info.f_type as i64 == CGROUP2_SUPER_MAGIC
+    }
+
     /// Writes `text` at offset 0 through this descriptor; true when the kernel accepted it.
     pub fn write(&self, text: &str) -> bool {
         match self.file.write_at(text.as_bytes(), 0) {

@@ -25,9 +25,9 @@ pub struct Memory {
 impl Memory {
     pub fn open(dir: &Path) -> Memory {
         let peak = CounterFile::open_writable(dir, "memory.peak");
-        let peak_reset = peak.as_ref().is_some_and(|f| f.write("reset"));
+        let peak_reset = peak.as_ref().is_some_and(|f| f.on_cgroup2() && f.write("reset"));
         let swap_peak = CounterFile::open_writable(dir, "memory.swap.peak");
-        let swap_peak_reset = swap_peak.as_ref().is_some_and(|f| f.write("reset"));
+        let swap_peak_reset = swap_peak.as_ref().is_some_and(|f| f.on_cgroup2() && f.write("reset"));
         crate::debug!(
             "accounting: memory.peak {}",
             match (&peak, peak_reset) {
