@@ -308,6 +308,63 @@ mod tests {
     }
 
     #[test]
+    fn emf_dimensions_are_family_and_container_name_when_known() {
+        let usage = Usage {
+            started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            duration: Duration::from_millis(1500),
+            cgroup_version: Some(2),
+            memory_peak_bytes: Some(1 << 20),
+            memory_peak_source: Some("memory.peak"),
+            memory_limit: Some(Limit::Unlimited),
+            memory_working_set_max_bytes: None,
+            memory_working_set_mean_bytes: None,
+            swap_peak_bytes: None,
+            max_rss_bytes: None,
+            cpu_user_ms: Some(10),
+            cpu_system_ms: Some(2),
+            cpu_throttled_ms: None,
+            cpu_limit: None,
+            cpu_mean_cores: Some(0.008),
+            cpu_max_cores: None,
+            oom_killed: Some(false),
+            oom_kills: Some(0),
+            oom_suspected: Some(false),
+            memory_limit_hits: Some(0),
+            pids_peak: None,
+            memory_pressure_some_ms: None,
+            memory_pressure_full_ms: None,
+            cpu_pressure_some_ms: None,
+            processes: 1,
+            samples: 1,
+        };
+        let outcome = Outcome {
+            exit: Exit::Code(0),
+            ended: std::time::Instant::now(),
+            killed_by_sentinit: false,
+            stop_signal: None,
+            main_rusage: None,
+            reaped: 1,
+        };
+        let identity =
+            Identity { family: Some("etl".into()), container_name: Some("worker".into()), ..Default::default() };
+        let fields = fields(&identity, &usage, &outcome, &[OsString::from("true")]);
+        let event: Value = serde_json::from_str(&to_emf(&fields, "ns", &usage)).unwrap();
+        let directive = &event["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["task_family", "container_name"]]));
+        assert_eq!(event["task_family"], "etl");
+        assert_eq!(event["container_name"], "worker");
+        assert_eq!(event["_aws"]["Timestamp"], 1_800_000_001_500u64);
+        let names: Vec<&str> =
+            directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"memory_peak_bytes") && !names.contains(&"memory_limit_bytes"), "{names:?}");
+        let line = report_line(&usage, &outcome);
+        assert_eq!(
+            line,
+            "REPORT\tDuration: 1500.00 ms\tExit: 0\tMax Memory Used: 1 MiB\tMemory Limit: unlimited\tCPU: 0.01 s user, 0.00 s sys\tThrottled: unknown\tOOM: none"
+        );
+    }
+
+    #[test]
     fn json_keeps_key_order() {
         assert_eq!(to_json(&[("b", json!(1)), ("a", json!(null))]), r#"{"b":1,"a":null}"#);
     }
