@@ -314,7 +314,7 @@ fn heartbeat_lines_while_the_workload_runs() {
 fn a_forwarded_stop_signal_prints_the_usage_so_far_and_the_report_follows_once() {
     let tree = Tree::copy("v2-namespaced");
     let marker = tree.0.join("started");
-    let mut child =
+    let child =
         command(&tree, &["--interval", "10ms"], "trap 'exit 0' TERM; touch $DIR/started; while :; do sleep 0.05; done")
             .stderr(Stdio::piped())
             .spawn()
