@@ -100,6 +100,7 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
             return e.exit_code();
         }
     };
+    accountant.workload_started(child);
     debug!(
         "started {} as pid {child} in its own process group{}",
         launch.display(),

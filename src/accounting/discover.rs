@@ -1,0 +1,275 @@
+//! Finding the container's cgroup directory, per controller, from /proc/self/cgroup and
+//! /proc/self/mountinfo.
+//!
+//! Per controller because hosts can be hybrid (v1 memory beside an empty cgroup2): a controller is read
+//! from its v1 hierarchy when one is mounted, otherwise from cgroup2 when the group's
+//! `cgroup.controllers` lists it. The directory is the mount point plus the process's path relative to
+//! the mount's root (what runc does; under a cgroup namespace both are `/` and the mount point is the
+//! container's group). The host's real root cgroup is refused: its counters are machine-wide, not the
+//! workload's. /proc and /sys come from SENTINIT_PROC_ROOT and SENTINIT_SYS_ROOT so that tests can point
+//! them at fixture trees.
+
+use std::path::{Path, PathBuf};
+
+/// Where /proc is read from.
+pub fn proc_root() -> PathBuf {
+    root_from_env("SENTINIT_PROC_ROOT", "/proc")
+}
+
+/// Where /sys is read from.
+pub fn sys_root() -> PathBuf {
+    root_from_env("SENTINIT_SYS_ROOT", "/sys")
+}
+
+fn root_from_env(name: &str, default: &str) -> PathBuf {
+    match std::env::var_os(name) {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(default),
+    }
+}
+
+/// One controller's cgroup directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Location {
+    pub dir: PathBuf,
+    pub version: u8,
+}
+
+/// The directories sentinit reads, one per concern; `None` where the controller is not available, or
+/// only at the host's root.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cgroups {
+    pub memory: Option<Location>,
+    /// v1 `cpu` (quota, throttling) or the v2 group.
+    pub cpu: Option<Location>,
+    /// v1 `cpuacct` (usage); `None` on v2, where `cpu.stat` has both.
+    pub cpuacct: Option<Location>,
+    pub pids: Option<Location>,
+    /// The v2 group lists the `cpu` controller (so `cpu.max` and the throttling counters exist).
+    pub v2_cpu_controller: bool,
+}
+
+impl Cgroups {
+    /// The version the report names: the memory controller's, else the CPU controller's.
+    pub fn version(&self) -> Option<u8> {
+        self.memory.as_ref().or(self.cpu.as_ref()).or(self.pids.as_ref()).map(|l| l.version)
+    }
+}
+
+/// Discovers the cgroups of this process under [`proc_root`] and [`sys_root`].
+pub fn discover() -> Cgroups {
+    let proc = proc_root();
+    let read = |name: &str| {
+        let path = proc.join("self").join(name);
+        std::fs::read_to_string(&path)
+            .map_err(|e| crate::debug!("accounting: {}: {e}; no cgroup accounting", path.display()))
+            .ok()
+    };
+    match (read("cgroup"), read("mountinfo")) {
+        (Some(cgroup), Some(mountinfo)) => locate(&cgroup, &mountinfo, &sys_root()),
+        _ => Cgroups::default(),
+    }
+}
+
+/// A line of /proc/self/cgroup.
+struct Membership {
+    controllers: Vec<String>,
+    path: String,
+    unified: bool,
+}
+
+/// A cgroup mount from mountinfo.
+struct Mount {
+    root: String,
+    mount_point: String,
+    unified: bool,
+    options: Vec<String>,
+}
+
+/// The pure part of [`discover`].
+pub fn locate(proc_cgroup: &str, mountinfo: &str, sys: &Path) -> Cgroups {
+    let memberships = parse_proc_cgroup(proc_cgroup);
+    let mounts = parse_mountinfo(mountinfo);
+    let v1 = |controller: &str| -> Option<Option<Location>> {
+        let member = memberships.iter().find(|m| !m.unified && m.controllers.iter().any(|c| c == controller))?;
+        let mount = mounts.iter().find(|m| !m.unified && m.options.iter().any(|o| o == controller));
+        let Some(mount) = mount else {
+            crate::debug!("accounting: the v1 {controller} hierarchy is not mounted");
+            return Some(None);
+        };
+        let dir = directory(mount, &member.path, sys)?;
+        if dir.join("release_agent").exists() || dir.join("cgroup.sane_behavior").exists() {
+            crate::debug!("accounting: {} is the host's root {controller} cgroup: not the workload's", dir.display());
+            return Some(None);
+        }
+        Some(Some(Location { dir, version: 1 }))
+    };
+    let v2_group = memberships
+        .iter()
+        .find(|m| m.unified)
+        .and_then(|member| directory(mounts.iter().find(|m| m.unified)?, &member.path, sys))
+        .filter(|dir| {
+            let is_root = !dir.join("cgroup.type").exists() && !dir.join("cgroup.events").exists();
+            if is_root {
+                crate::debug!("accounting: {} is the host's root cgroup: not the workload's", dir.display());
+            }
+            dir.join("cgroup.controllers").exists() && !is_root
+        });
+    let v2_controllers: Vec<String> = v2_group
+        .as_ref()
+        .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.controllers")).ok())
+        .map(|text| text.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let v2 = |controller: &str| {
+        let dir = v2_group.as_ref()?;
+        v2_controllers.iter().any(|c| c == controller).then(|| Location { dir: dir.clone(), version: 2 })
+    };
+
+    // A v1 hierarchy for the controller decides, even when its group is the root: cgroup2 then cannot
+    // have the controller.
+    let memory = v1("memory").unwrap_or_else(|| v2("memory"));
+    let pids = v1("pids").unwrap_or_else(|| v2("pids"));
+    let (cpu, cpuacct, v2_cpu_controller) = match (v1("cpu"), v1("cpuacct")) {
+        (None, None) => {
+            // cpu.stat's usage lines exist in every non-root v2 group, controller or not.
+            let group = v2_group.as_ref().map(|dir| Location { dir: dir.clone(), version: 2 });
+            (group, None, v2("cpu").is_some())
+        }
+        (cpu, cpuacct) => (cpu.flatten(), cpuacct.flatten(), false),
+    };
+    Cgroups { memory, cpu, cpuacct, pids, v2_cpu_controller }
+}
+
+/// `mount point + (path relative to the mount's root)`, when the path lies inside the mount and the
+/// directory exists.
+fn directory(mount: &Mount, path: &str, sys: &Path) -> Option<PathBuf> {
+    let relative = if mount.root == "/" {
+        path.trim_start_matches('/')
+    } else if path == mount.root {
+        ""
+    } else if let Some(rest) = path.strip_prefix(mount.root.as_str()).and_then(|r| r.strip_prefix('/')) {
+        rest
+    } else {
+        // E.g. a cgroup namespace entered without remounting: the mount's root is `/..`, above the
+        // namespace's `/`, and the group's directory cannot be named from here.
+        crate::debug!(
+            "accounting: cgroup path {path} is outside the mount of {} (root {})",
+            mount.mount_point,
+            mount.root
+        );
+        return None;
+    };
+    let mut dir = map_mount_point(&mount.mount_point, sys);
+    if !relative.is_empty() {
+        dir.push(relative);
+    }
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        crate::debug!("accounting: cgroup directory {} does not exist", dir.display());
+        None
+    }
+}
+
+/// A mount point under /sys is read under [`sys_root`].
+fn map_mount_point(mount_point: &str, sys: &Path) -> PathBuf {
+    match mount_point.strip_prefix("/sys") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => sys.join(rest.trim_start_matches('/')),
+        _ => PathBuf::from(mount_point),
+    }
+}
+
+fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            // A group removed under a zombie reads "<path> (deleted)".
+            let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+            if !path.starts_with('/') {
+                return None;
+            }
+            let unified = id == "0" && controllers.is_empty();
+            let controllers = controllers.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
+            Some(Membership { controllers, path: path.to_string(), unified })
+        })
+        .collect()
+}
+
+fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fields: Vec<&str> = before.split(' ').collect();
+            let (root, mount_point) = (fields.get(3)?, fields.get(4)?);
+            let mut after = after.split(' ');
+            let fstype = after.next()?;
+            let _source = after.next();
+            let options = after.next().unwrap_or("").split(',').map(str::to_string).collect();
+            let unified = match fstype {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            Some(Mount { root: unescape(root), mount_point: unescape(mount_point), unified, options })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value =
+                (bytes[i + 1] - b'0') as u32 * 64 + (bytes[i + 2] - b'0') as u32 * 8 + (bytes[i + 3] - b'0') as u32;
+            out.push(value as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/end\\04"), "/end\\04");
+    }
+
+    #[test]
+    fn relative_to_mount_root() {
+        let mount = |root: &str| Mount {
+            root: root.into(),
+            mount_point: "/nonexistent-mp".into(),
+            unified: false,
+            options: vec![],
+        };
+        // Directories do not exist, so only the refusal cases are checked here; the fixtures cover the rest.
+        assert!(directory(&mount("/.."), "/", Path::new("/sys")).is_none());
+        assert!(directory(&mount("/docker/abc"), "/other", Path::new("/sys")).is_none());
+        assert_eq!(
+            map_mount_point("/sys/fs/cgroup/memory", Path::new("/fx/sys")),
+            PathBuf::from("/fx/sys/fs/cgroup/memory")
+        );
+        assert_eq!(map_mount_point("/cgroup", Path::new("/fx/sys")), PathBuf::from("/cgroup"));
+    }
+
+    #[test]
+    fn parses_proc_cgroup_lines() {
+        let parsed = parse_proc_cgroup("4:memory:/a/b\n2:cpu,cpuacct:/docker/x\n0::/c (deleted)\nbogus\n");
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[1].controllers, vec!["cpu", "cpuacct"]);
+        assert!(parsed[2].unified);
+        assert_eq!(parsed[2].path, "/c");
+    }
+}

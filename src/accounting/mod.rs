@@ -1,0 +1,467 @@
+//! Accounting: what the workload used, read from the container's cgroup while it runs, and the OOM
+//! verdict when it ends.
+//!
+//! [`Accountant::start`] finds the cgroup (per controller, v1 or v2: [`discover`]), opens every counter
+//! file once and takes the baseline before the workload exists, so each counter is reported as the
+//! run's delta. The supervision loop calls [`Observer::tick`] every `--interval` (working set, CPU use per
+//! interval, heartbeat lines, the 90 % warning) and [`Observer::stop_forwarded`] when it forwards a stop
+//! signal. [`Accountant::finish`] takes the last reading and turns it into [`Usage`] for the report.
+//! CPU time comes from wait4's RUSAGE_CHILDREN, which covers exactly the reaped process tree, container
+//! or not; the cgroup adds memory, limits, throttling, OOM kills and pressure.
+
+pub mod discover;
+pub mod files;
+pub mod reading;
+pub mod v1;
+pub mod v2;
+
+use crate::config::Config;
+use crate::supervise::{Exit, Outcome};
+use crate::{debug, warn};
+use discover::Cgroups;
+use files::Limit;
+use reading::{Controller, CpuLimit, Reading};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Baseline and running samples of the container's resource counters.
+pub struct Accountant {
+    cgroups: Cgroups,
+    controllers: Vec<Box<dyn Controller>>,
+    baseline: Reading,
+    started: Instant,
+    started_at: SystemTime,
+    children_baseline: Option<libc::rusage>,
+    heartbeat: Option<Duration>,
+    last_heartbeat: (Instant, Option<u64>),
+    last_tick_cpu: (Instant, Option<u64>),
+    warned_near_limit: bool,
+    child: Option<i32>,
+    samples: Samples,
+    /// sentinit's oom_score_adj before it protected itself: the workload's own value.
+    pub oom_score_adj: Option<i32>,
+}
+
+/// What the ticks saw.
+#[derive(Default)]
+struct Samples {
+    count: u64,
+    working_set_max: Option<u64>,
+    working_set_sum: u128,
+    working_set_count: u64,
+    usage_max: Option<u64>,
+    swap_max: Option<u64>,
+    pids_max: Option<u64>,
+    cpu_max_cores: Option<f64>,
+}
+
+/// The usage so far, for heartbeat and stop lines.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub working_set: Option<u64>,
+    pub memory_limit: Option<Limit>,
+    /// CPU time since the start, microseconds.
+    pub cpu_us: Option<u64>,
+    /// Mean CPU cores used since the previous heartbeat.
+    pub cpu_cores: Option<f64>,
+    pub throttled_us: Option<u64>,
+    pub oom_kills: Option<u64>,
+}
+
+/// The resource usage of one run, for the report. `None` is unknown, never a guessed 0.
+#[derive(Clone, Debug)]
+pub struct Usage {
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    pub cgroup_version: Option<u8>,
+    pub memory_peak_bytes: Option<u64>,
+    pub memory_peak_source: Option<&'static str>,
+    /// The limit as read: `Some(Unlimited)` and `None` (unknown) both give a null `memory_limit_bytes`.
+    pub memory_limit: Option<Limit>,
+    pub memory_working_set_max_bytes: Option<u64>,
+    pub memory_working_set_mean_bytes: Option<u64>,
+    pub swap_peak_bytes: Option<u64>,
+    pub max_rss_bytes: Option<u64>,
+    pub cpu_user_ms: Option<u64>,
+    pub cpu_system_ms: Option<u64>,
+    pub cpu_throttled_ms: Option<u64>,
+    pub cpu_limit: Option<CpuLimit>,
+    pub cpu_mean_cores: Option<f64>,
+    pub cpu_max_cores: Option<f64>,
+    pub oom_killed: Option<bool>,
+    pub oom_kills: Option<u64>,
+    pub oom_suspected: Option<bool>,
+    pub memory_limit_hits: Option<u64>,
+    pub pids_peak: Option<u64>,
+    pub memory_pressure_some_ms: Option<u64>,
+    pub memory_pressure_full_ms: Option<u64>,
+    pub cpu_pressure_some_ms: Option<u64>,
+    pub processes: u64,
+    pub samples: u64,
+}
+
+impl Usage {
+    pub fn memory_limit_bytes(&self) -> Option<u64> {
+        match self.memory_limit? {
+            Limit::Value(bytes) => Some(bytes),
+            Limit::Unlimited => None,
+        }
+    }
+
+    pub fn cpu_limit_cores(&self) -> Option<f64> {
+        match self.cpu_limit? {
+            CpuLimit::Cores(cores) => Some(cores),
+            CpuLimit::Unlimited => None,
+        }
+    }
+}
+
+impl Accountant {
+    /// Finds the cgroup and takes the baseline, before the workload starts.
+    pub fn start(config: &Config) -> Accountant {
+        let cgroups = discover::discover();
+        debug!(
+            "accounting: memory {}, cpu {}, cpuacct {}, pids {}",
+            describe(&cgroups.memory),
+            describe(&cgroups.cpu),
+            describe(&cgroups.cpuacct),
+            describe(&cgroups.pids)
+        );
+        let controllers = open_controllers(&cgroups);
+        let mut accountant = Accountant {
+            cgroups,
+            controllers,
+            baseline: Reading::default(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            children_baseline: children_rusage(),
+            heartbeat: config.heartbeat,
+            last_heartbeat: (Instant::now(), None),
+            last_tick_cpu: (Instant::now(), None),
+            warned_near_limit: false,
+            child: None,
+            samples: Samples::default(),
+            oom_score_adj: None,
+        };
+        accountant.baseline = accountant.read();
+        let now = Instant::now();
+        accountant.started = now;
+        accountant.started_at = SystemTime::now();
+        accountant.last_heartbeat = (now, Some(0));
+        accountant.last_tick_cpu = (now, Some(0));
+        accountant
+    }
+
+    /// Called once the workload has exec'd as `pid`. sentinit then lowers its own oom_score_adj to -1000
+    /// so that the OOM killer (and a memory.oom.group kill) spares it and the report still gets printed.
+    /// Doing it only now means the workload was forked with, and keeps, the original value.
+    pub fn workload_started(&mut self, pid: i32) {
+        self.child = Some(pid);
+        self.oom_score_adj = protect_from_oom_killer();
+    }
+
+    fn read(&self) -> Reading {
+        let mut reading = Reading::default();
+        for controller in &self.controllers {
+            controller.read(&mut reading);
+        }
+        reading
+    }
+
+    /// CPU time used since the start: the cgroup's when known, otherwise the reaped descendants' plus the
+    /// main child's own (grandchildren still running are then missing).
+    fn cpu_so_far_us(&self, reading: &Reading) -> Option<u64> {
+        if let Some(delta) = delta(self.baseline.cpu_usage_us, reading.cpu_usage_us) {
+            return Some(delta);
+        }
+        let (user, system) = rusage_delta(self.children_baseline.as_ref(), children_rusage().as_ref())?;
+        let main = self.child.and_then(process_cpu_us).unwrap_or(0);
+        Some(user + system + main)
+    }
+
+    fn progress(&self, reading: &Reading, cpu_us: Option<u64>, cores: Option<f64>) -> Progress {
+        Progress {
+            elapsed: self.started.elapsed(),
+            working_set: reading.working_set(),
+            memory_limit: reading.memory_limit,
+            cpu_us,
+            cpu_cores: cores,
+            throttled_us: delta(self.baseline.cpu_throttled_us, reading.cpu_throttled_us),
+            oom_kills: delta(self.baseline.oom_kills, reading.oom_kills),
+        }
+    }
+
+    /// The final sample, after the workload and everything it left are gone.
+    pub fn finish(self, outcome: &Outcome) -> Usage {
+        let end = self.read();
+        let base = &self.baseline;
+        let children = children_rusage();
+        let cpu = rusage_delta(self.children_baseline.as_ref(), children.as_ref());
+        let duration = outcome.ended.saturating_duration_since(self.started);
+
+        let kernel_peak = peak_of_run(base.memory_peak, end.memory_peak, end.memory_peak_reset);
+        let max_rss_bytes = children.map(|r| r.ru_maxrss as u64 * 1024).filter(|b| *b > 0);
+        let (memory_peak_bytes, memory_peak_source) = if let Some(peak) = kernel_peak {
+            let name = if self.cgroups.memory.as_ref().is_some_and(|l| l.version == 1) {
+                "memory.max_usage_in_bytes"
+            } else {
+                "memory.peak"
+            };
+            (Some(peak), Some(name))
+        } else if let Some(sampled) = self.samples.usage_max {
+            (Some(sampled), Some("sampled"))
+        } else if self.cgroups.memory.is_none() && max_rss_bytes.is_some() {
+            // No cgroup to ask: the largest single process is the best the kernel can say.
+            (max_rss_bytes, Some("ru_maxrss"))
+        } else {
+            (None, None)
+        };
+        let memory_limit = end.memory_limit.or(base.memory_limit);
+
+        let oom_kills = delta(base.oom_kills, end.oom_kills);
+        let oom_killed = oom_kills.map(|kills| kills > 0);
+        let oom_suspected = suspect_oom(outcome, oom_killed, memory_peak_bytes, &memory_limit);
+
+        let cpu_user_ms = cpu.map(|(user, _)| user / 1000);
+        let cpu_system_ms = cpu.map(|(_, system)| system / 1000);
+        let cpu_mean_cores = match cpu {
+            Some((user, system)) if !duration.is_zero() => Some((user + system) as f64 / duration.as_micros() as f64),
+            _ => None,
+        };
+        let ms = |us: Option<u64>| us.map(|us| us / 1000);
+        Usage {
+            started_at: self.started_at,
+            duration,
+            cgroup_version: self.cgroups.version(),
+            memory_peak_bytes,
+            memory_peak_source,
+            memory_limit,
+            memory_working_set_max_bytes: self.samples.working_set_max,
+            memory_working_set_mean_bytes: (self.samples.working_set_count > 0)
+                .then(|| (self.samples.working_set_sum / self.samples.working_set_count as u128) as u64),
+            swap_peak_bytes: peak_of_run(base.swap_peak, end.swap_peak, end.swap_peak_reset).or(self.samples.swap_max),
+            max_rss_bytes,
+            cpu_user_ms,
+            cpu_system_ms,
+            cpu_throttled_ms: ms(delta(base.cpu_throttled_us, end.cpu_throttled_us)),
+            cpu_limit: end.cpu_limit.or(base.cpu_limit),
+            cpu_mean_cores,
+            cpu_max_cores: self.samples.cpu_max_cores,
+            oom_killed,
+            oom_kills,
+            oom_suspected,
+            memory_limit_hits: delta(base.limit_hits, end.limit_hits),
+            pids_peak: peak_of_run(base.pids_peak, end.pids_peak, false).or(self.samples.pids_max),
+            memory_pressure_some_ms: ms(delta(base.memory_pressure_some_us, end.memory_pressure_some_us)),
+            memory_pressure_full_ms: ms(delta(base.memory_pressure_full_us, end.memory_pressure_full_us)),
+            cpu_pressure_some_ms: ms(delta(base.cpu_pressure_some_us, end.cpu_pressure_some_us)),
+            processes: outcome.reaped,
+            samples: self.samples.count,
+        }
+    }
+}
+
+impl crate::supervise::Observer for Accountant {
+    fn tick(&mut self) {
+        let reading = self.read();
+        let now = Instant::now();
+        let samples = &mut self.samples;
+        samples.count += 1;
+        let working_set = reading.working_set();
+        if let Some(ws) = working_set {
+            samples.working_set_max = Some(samples.working_set_max.map_or(ws, |m| m.max(ws)));
+            samples.working_set_sum += ws as u128;
+            samples.working_set_count += 1;
+        }
+        let max = |current: Option<u64>, seen: Option<u64>| match (current, seen) {
+            (Some(c), Some(s)) => Some(c.max(s)),
+            (c, s) => c.or(s),
+        };
+        samples.usage_max = max(reading.memory_usage, samples.usage_max);
+        samples.swap_max = max(reading.swap_usage, samples.swap_max);
+        samples.pids_max = max(reading.pids_current, samples.pids_max);
+
+        let cpu_us = self.cpu_so_far_us(&reading);
+        if let Some(cores) = cores_between(self.last_tick_cpu, (now, cpu_us)) {
+            self.samples.cpu_max_cores = Some(self.samples.cpu_max_cores.map_or(cores, |m| m.max(cores)));
+        }
+        self.last_tick_cpu = (now, cpu_us);
+
+        if let (Some(ws), Some(limit), false) = (working_set, reading.memory_limit_bytes(), self.warned_near_limit) {
+            if ws as u128 * 10 > limit as u128 * 9 {
+                self.warned_near_limit = true;
+                warn!(
+                    "the working set ({}) has passed 90% of the memory limit ({})",
+                    crate::report::mib(ws),
+                    crate::report::mib(limit)
+                );
+            }
+        }
+        if let Some(every) = self.heartbeat {
+            if now.saturating_duration_since(self.last_heartbeat.0) >= every {
+                let cores = cores_between(self.last_heartbeat, (now, cpu_us));
+                crate::report::heartbeat(&self.progress(&reading, cpu_us, cores));
+                self.last_heartbeat = (now, cpu_us);
+            }
+        }
+    }
+
+    fn stop_forwarded(&mut self, signal: i32) {
+        let reading = self.read();
+        let cpu_us = self.cpu_so_far_us(&reading);
+        crate::report::stop_line(signal, &self.progress(&reading, cpu_us, None));
+    }
+}
+
+fn describe(location: &Option<discover::Location>) -> String {
+    match location {
+        Some(l) => format!("v{} {}", l.version, l.dir.display()),
+        None => "none".to_string(),
+    }
+}
+
+fn open_controllers(cgroups: &Cgroups) -> Vec<Box<dyn Controller>> {
+    let mut controllers: Vec<Box<dyn Controller>> = Vec::new();
+    if let Some(l) = &cgroups.memory {
+        controllers.push(if l.version == 1 {
+            Box::new(v1::Memory::open(&l.dir))
+        } else {
+            Box::new(v2::Memory::open(&l.dir))
+        });
+    }
+    if let Some(l) = &cgroups.cpu {
+        controllers.push(if l.version == 1 {
+            Box::new(v1::Cpu::open(&l.dir))
+        } else {
+            Box::new(v2::Cpu::open(&l.dir, cgroups.v2_cpu_controller))
+        });
+    }
+    if let Some(l) = &cgroups.cpuacct {
+        controllers.push(Box::new(v1::CpuAcct::open(&l.dir)));
+    }
+    if let Some(l) = &cgroups.pids {
+        controllers.push(if l.version == 1 {
+            Box::new(v1::Pids::open(&l.dir))
+        } else {
+            Box::new(v2::Pids::open(&l.dir))
+        });
+    }
+    controllers
+}
+
+/// The growth of a counter; unknown when either end is unknown or it went backwards (reset by someone).
+fn delta(start: Option<u64>, end: Option<u64>) -> Option<u64> {
+    end?.checked_sub(start?)
+}
+
+/// The kernel's peak, when it belongs to this run: it was reset at start, or it rose above its value at
+/// start (a higher mark can only have been set during the run).
+fn peak_of_run(start: Option<u64>, end: Option<u64>, reset: bool) -> Option<u64> {
+    let end = end?;
+    if reset {
+        return Some(end);
+    }
+    (end > start?).then_some(end)
+}
+
+/// Mean cores used between two (time, cpu µs) points.
+fn cores_between(from: (Instant, Option<u64>), to: (Instant, Option<u64>)) -> Option<f64> {
+    let micros = to.0.saturating_duration_since(from.0).as_micros();
+    let used = to.1?.checked_sub(from.1?)?;
+    (micros > 0).then(|| used as f64 / micros as f64)
+}
+
+/// The main child died of a SIGKILL sentinit did not send, at 95 % of the limit or more, and no OOM
+/// counter could be read. `None` when even that cannot be judged.
+fn suspect_oom(outcome: &Outcome, oom_killed: Option<bool>, peak: Option<u64>, limit: &Option<Limit>) -> Option<bool> {
+    if oom_killed.is_some() {
+        return Some(false);
+    }
+    if outcome.exit != Exit::Signal(libc::SIGKILL) || outcome.killed_by_sentinit {
+        return Some(false);
+    }
+    match (peak, limit) {
+        (Some(peak), Some(Limit::Value(limit))) => Some(peak as u128 * 100 >= *limit as u128 * 95),
+        (_, Some(Limit::Unlimited)) => Some(false),
+        _ => None,
+    }
+}
+
+fn children_rusage() -> Option<libc::rusage> {
+    // SAFETY: rusage is plain data; getrusage fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes to the live local above.
+    (unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } == 0).then_some(usage)
+}
+
+/// (user µs, system µs) between two RUSAGE_CHILDREN readings.
+fn rusage_delta(start: Option<&libc::rusage>, end: Option<&libc::rusage>) -> Option<(u64, u64)> {
+    let micros = |t: libc::timeval| (t.tv_sec as u64).saturating_mul(1_000_000) + t.tv_usec as u64;
+    let (start, end) = (start?, end?);
+    Some((
+        micros(end.ru_utime).saturating_sub(micros(start.ru_utime)),
+        micros(end.ru_stime).saturating_sub(micros(start.ru_stime)),
+    ))
+}
+
+/// utime + stime + cutime + cstime of a live process, from the real /proc (it is a real pid).
+fn process_cpu_us(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may contain spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime is field 14 of the line, i.e. index 11 after the state field (field 3).
+    let ticks: u64 = fields.get(11..15)?.iter().map(|f| f.parse::<u64>().ok()).sum::<Option<u64>>()?;
+    // SAFETY: sysconf only queries a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks.saturating_mul(1_000_000) / per_second)
+}
+
+/// Sets sentinit's own oom_score_adj to -1000 and returns the value it had. Lowering needs
+/// CAP_SYS_RESOURCE; without it sentinit keeps its value and says so with -v.
+fn protect_from_oom_killer() -> Option<i32> {
+    const PATH: &str = "/proc/self/oom_score_adj";
+    let original = std::fs::read_to_string(PATH).ok()?.trim().parse::<i32>().ok()?;
+    if original == -1000 {
+        return Some(original);
+    }
+    match std::fs::write(PATH, "-1000") {
+        Ok(()) => debug!("oom_score_adj set to -1000 (was {original}): the OOM killer spares sentinit"),
+        Err(e) => debug!(
+            "cannot set oom_score_adj to -1000 ({e}; needs CAP_SYS_RESOURCE): an OOM kill may take sentinit and its report"
+        ),
+    }
+    Some(original)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(exit: Exit, killed_by_sentinit: bool) -> Outcome {
+        Outcome { exit, ended: Instant::now(), killed_by_sentinit, stop_signal: None, main_rusage: None, reaped: 1 }
+    }
+
+    #[test]
+    fn deltas_and_peaks() {
+        assert_eq!(delta(Some(2), Some(5)), Some(3));
+        assert_eq!(delta(None, Some(5)), None);
+        assert_eq!(delta(Some(5), Some(2)), None, "a counter that went backwards is unknown");
+        assert_eq!(peak_of_run(Some(100), Some(100), false), None, "an old mark is not this run's");
+        assert_eq!(peak_of_run(Some(100), Some(300), false), Some(300));
+        assert_eq!(peak_of_run(None, Some(300), true), Some(300));
+        assert_eq!(peak_of_run(None, Some(300), false), None);
+    }
+
+    #[test]
+    fn oom_suspicion() {
+        let killed = outcome(Exit::Signal(libc::SIGKILL), false);
+        let limit = Some(Limit::Value(1000));
+        assert_eq!(suspect_oom(&killed, None, Some(960), &limit), Some(true));
+        assert_eq!(suspect_oom(&killed, None, Some(900), &limit), Some(false));
+        assert_eq!(suspect_oom(&killed, Some(false), Some(1000), &limit), Some(false), "a counter says no");
+        assert_eq!(suspect_oom(&killed, None, None, &None), None);
+        assert_eq!(suspect_oom(&outcome(Exit::Signal(libc::SIGKILL), true), None, Some(1000), &limit), Some(false));
+        assert_eq!(suspect_oom(&outcome(Exit::Code(0), false), None, Some(1000), &limit), Some(false));
+    }
+}

@@ -1,0 +1,68 @@
+//! One snapshot of the container's counters, whichever cgroup version they came from, and the trait
+//! the per-controller readers implement.
+//!
+//! Every field is optional: a file that is missing on this kernel, unreadable or malformed leaves its
+//! field `None`, and the report says null instead of guessing.
+
+use super::files::Limit;
+
+/// A CPU limit in cores, or none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CpuLimit {
+    Cores(f64),
+    Unlimited,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Reading {
+    pub memory_usage: Option<u64>,
+    /// The kernel's own high-water mark (v2 memory.peak, v1 memory.max_usage_in_bytes).
+    pub memory_peak: Option<u64>,
+    /// The peak was reset through sentinit's descriptor at start, so it covers this run only.
+    pub memory_peak_reset: bool,
+    pub inactive_file: Option<u64>,
+    pub memory_limit: Option<Limit>,
+    /// OOM kills counted in the group (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).
+    pub oom_kills: Option<u64>,
+    /// Times the usage hit the limit (v2 memory.events max, v1 memory.failcnt).
+    pub limit_hits: Option<u64>,
+    pub swap_usage: Option<u64>,
+    pub swap_peak: Option<u64>,
+    pub swap_peak_reset: bool,
+    pub pids_current: Option<u64>,
+    pub pids_peak: Option<u64>,
+    pub cpu_usage_us: Option<u64>,
+    pub cpu_user_us: Option<u64>,
+    pub cpu_system_us: Option<u64>,
+    pub cpu_throttled_us: Option<u64>,
+    pub cpu_limit: Option<CpuLimit>,
+    pub memory_pressure_some_us: Option<u64>,
+    pub memory_pressure_full_us: Option<u64>,
+    pub cpu_pressure_some_us: Option<u64>,
+}
+
+impl Reading {
+    /// Usage minus inactive file cache, as docker stats, cAdvisor and the kubelet compute it; the usage
+    /// itself when memory.stat has no inactive_file.
+    pub fn working_set(&self) -> Option<u64> {
+        let usage = self.memory_usage?;
+        Some(match self.inactive_file {
+            Some(inactive) if inactive < usage => usage - inactive,
+            Some(_) => 0,
+            None => usage,
+        })
+    }
+
+    /// The limit in bytes, `None` when unlimited or unknown.
+    pub fn memory_limit_bytes(&self) -> Option<u64> {
+        match self.memory_limit? {
+            Limit::Value(bytes) => Some(bytes),
+            Limit::Unlimited => None,
+        }
+    }
+}
+
+/// One controller's files, opened once; `read` fills in the fields that controller knows.
+pub trait Controller {
+    fn read(&self, into: &mut Reading);
+}

@@ -1,0 +1,199 @@
+//! Accounting on this machine's real cgroup v1 memory controller: each test creates a child memory
+//! group under the test process's own memory cgroup (from the `memory` line of /proc/self/cgroup),
+//! gives it a 64 MiB limit, runs sentinit inside it and removes the group afterwards, also on failure.
+//! Needs root and a writable v1 memory hierarchy: outside CI the tests skip with a reason, in CI
+//! (CI=true) they fail.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const MIB: u64 = 1024 * 1024;
+
+fn in_ci() -> bool {
+    std::env::var("CI").map(|v| !v.is_empty() && v != "false" && v != "0").unwrap_or(false)
+}
+
+/// A child memory group, removed on drop.
+struct MemoryGroup(PathBuf);
+
+impl MemoryGroup {
+    /// `None` (after printing why) when the machine cannot give us one and we are not in CI.
+    fn create(limit: u64) -> Option<MemoryGroup> {
+        let result = (|| -> Result<MemoryGroup, String> {
+            let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+            let path = own
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+                    controllers.split(',').any(|c| c == "memory").then(|| path.to_string())
+                })
+                .ok_or("no v1 memory controller in /proc/self/cgroup")?;
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/memory{path}")).join(format!(
+                "sentinit-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            let group = MemoryGroup(dir);
+            std::fs::write(group.0.join("memory.limit_in_bytes"), limit.to_string())
+                .map_err(|e| format!("setting the limit: {e}"))?;
+            Ok(group)
+        })();
+        match result {
+            Ok(group) => Some(group),
+            Err(why) if in_ci() => panic!("prerequisite missing in CI: a cgroup v1 memory group ({why})"),
+            Err(why) => {
+                eprintln!("SKIPPED: needs a writable cgroup v1 memory hierarchy (root): {why}");
+                None
+            }
+        }
+    }
+
+    /// Runs sentinit inside the group: a shell joins it, then execs sentinit.
+    fn run(&self, args: &[&str], workload: &[&str]) -> Output {
+        Command::new("sh")
+            .args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_sentinit")])
+            .args(args)
+            .arg("--")
+            .args(workload)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("CG", &self.0)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for MemoryGroup {
+    fn drop(&mut self) {
+        // Every process has been reaped by now; the page-cache charge left behind does not block rmdir.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.0.display());
+    }
+}
+
+fn report(output: &Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stderr);
+    let reports: Vec<Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "sentinit.report")
+        .collect();
+    assert_eq!(reports.len(), 1, "exactly one report expected in:\n{text}");
+    reports.into_iter().next().unwrap()
+}
+
+fn bytes(r: &Value, key: &str) -> u64 {
+    r[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number in {r}"))
+}
+
+#[test]
+fn allocating_200_mib_in_64_mib_is_an_oom_kill() {
+    let Some(group) = MemoryGroup::create(64 * MIB) else { return };
+    let output = group.run(&["--report", "json,text"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]);
+    assert_eq!(output.status.code(), Some(137));
+    let r = report(&output);
+    assert_eq!(r["signal"], "SIGKILL");
+    assert_eq!(r["cgroup_version"], 1);
+    assert_eq!(r["oom_killed"], true, "{r}");
+    assert!(bytes(&r, "oom_kills") >= 1, "{r}");
+    assert!(bytes(&r, "memory_limit_hits") >= 1, "{r}");
+    assert_eq!(r["memory_limit_bytes"], 67108864);
+    let peak = bytes(&r, "memory_peak_bytes");
+    assert!((64 * MIB * 97 / 100..=64 * MIB).contains(&peak), "peak {peak} within a few percent of the limit");
+    assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
+    assert_eq!(r["oom_suspected"], false, "a counter says so: no need to suspect");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("\tMemory Limit: 64 MiB\t"), "{text}");
+    assert!(text.contains("\tOOM: killed ("), "{text}");
+}
+
+#[test]
+fn touching_30_mib_is_measured_and_not_an_oom() {
+    let Some(group) = MemoryGroup::create(64 * MIB) else { return };
+    let output = group.run(&["--report", "json"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=30M", "count=1"]);
+    assert_eq!(output.status.code(), Some(0));
+    let r = report(&output);
+    assert_eq!(r["oom_killed"], false, "{r}");
+    assert_eq!(r["oom_kills"], 0);
+    let peak = bytes(&r, "memory_peak_bytes");
+    assert!((30 * MIB..=33 * MIB).contains(&peak), "peak {peak} within 10% of 30 MiB");
+    assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
+    // The largest single process's max RSS (wait4) covers dd's buffer too.
+    assert!(bytes(&r, "max_rss_bytes") >= 30 * MIB, "{r}");
+}
+
+#[test]
+fn a_worker_killed_while_the_main_process_lives_counts_as_oom_killed() {
+    let Some(group) = MemoryGroup::create(64 * MIB) else { return };
+    let output = group.run(
+        &["--report", "json,text"],
+        &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=200M count=1; echo worker=$? >&2; exit 0"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("worker=137"), "the worker was killed: {text}");
+    let r = report(&output);
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["oom_killed"], true, "{r}");
+    assert!(bytes(&r, "oom_kills") >= 1);
+    assert!(text.contains("\tExit: 0\t") && text.contains("\tOOM: killed ("), "{text}");
+}
+
+#[test]
+fn a_one_second_cpu_burn_is_about_1000_ms_of_user_time() {
+    let Some(group) = MemoryGroup::create(64 * MIB) else { return };
+    // Pure user-space arithmetic, checking its own CPU time only every 100000 additions (the check is a
+    // system call), until it has used one second; it then prints the user time it saw for itself.
+    let burn = "import resource\n\
+                def used():\n    r = resource.getrusage(resource.RUSAGE_SELF)\n    return r.ru_utime + r.ru_stime\n\
+                x = 0\n\
+                while used() < 1.0:\n    for i in range(100000):\n        x += i\n\
+                print(int(resource.getrusage(resource.RUSAGE_SELF).ru_utime * 1000))\n";
+    let output = group.run(&["--report", "json", "--interval", "100ms"], &["python3", "-c", burn]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let self_user: u64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+    let r = report(&output);
+    let user = bytes(&r, "cpu_user_ms");
+    assert!((900..=1500).contains(&user), "cpu_user_ms {user}");
+    // wait4 covers the whole process: at least what it measured for itself, plus little more (exit).
+    assert!(user + 10 >= self_user && user <= self_user + 300, "cpu_user_ms {user}, the workload saw {self_user}");
+    assert!(bytes(&r, "cpu_system_ms") < 500, "{r}");
+    assert!(r["cpu_mean_cores"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(bytes(&r, "samples") >= 1, "{r}");
+    assert!(bytes(&r, "memory_working_set_max_bytes") > 0, "{r}");
+}
+
+/// sentinit protects itself from the OOM killer when it may (CAP_SYS_RESOURCE) and never passes that
+/// protection on: the workload runs with the oom_score_adj sentinit was started with.
+#[test]
+fn the_workload_keeps_its_oom_score_adj() {
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let can_lower = u64::from_str_radix(effective, 16).unwrap() & (1 << CAP_SYS_RESOURCE) != 0;
+    let output = Command::new(env!("CARGO_BIN_EXE_sentinit"))
+        .args(["--report", "none", "--", "sh", "-c", "cat /proc/self/oom_score_adj /proc/$PPID/oom_score_adj"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let values: Vec<i32> = stdout.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(values[0], own, "the workload's oom_score_adj");
+    assert_eq!(values[1], if can_lower { -1000 } else { own }, "sentinit's own (CAP_SYS_RESOURCE: {can_lower})");
+}

@@ -1,0 +1,313 @@
+//! Accounting against fixture cgroup trees (SENTINIT_PROC_ROOT / SENTINIT_SYS_ROOT): v1, v2 under a
+//! cgroup namespace, an older v2 kernel (no memory.peak, no oom_kill), a hybrid host, the host's root
+//! cgroup, unlimited limits, and bad input. Each test copies its tree to a private directory; the
+//! workload itself changes the counter files while sentinit holds them open, as a kernel would.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A private copy of a fixture tree, removed on drop.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn copy(case: &str) -> Tree {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sentinit-accounting-{}-{}-{case}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroup").join(case);
+        let status = Command::new("cp").arg("-r").arg(&source).arg(&dir).status().unwrap();
+        assert!(status.success(), "copying {}", source.display());
+        Tree(dir)
+    }
+
+    fn sys(&self) -> PathBuf {
+        self.0.join("sys")
+    }
+
+    fn write(&self, relative: &str, content: &str) {
+        std::fs::write(self.0.join(relative), content).unwrap();
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs sentinit on `tree` with `args` then `sh -c script`; `$SYS` in the script is the tree's /sys.
+fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
+    run_with_roots(&tree.0.join("proc"), &tree.sys(), args, script)
+}
+
+fn run_with_roots(proc: &Path, sys: &Path, args: &[&str], script: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sentinit"))
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("SENTINIT_PROC_ROOT", proc)
+        .env("SENTINIT_SYS_ROOT", sys)
+        .env("SYS", sys)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The one `sentinit.report` JSON line (there must be exactly one).
+fn report(output: &Output) -> Value {
+    let text = stderr(output);
+    let reports: Vec<Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "sentinit.report")
+        .collect();
+    assert_eq!(reports.len(), 1, "exactly one JSON report expected in:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    reports.into_iter().next().unwrap()
+}
+
+fn report_line(output: &Output) -> String {
+    let text = stderr(output);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("REPORT\t")).collect();
+    assert_eq!(lines.len(), 1, "exactly one REPORT line expected in:\n{text}");
+    lines[0].to_string()
+}
+
+const FAST: &[&str] = &["--interval", "10ms", "--report", "text,json"];
+
+#[test]
+fn v1_counters_are_reported_as_deltas_of_the_run() {
+    let tree = Tree::copy("v1");
+    let output = run(
+        &tree,
+        FAST,
+        "M=$SYS/fs/cgroup/memory; C=$SYS/fs/cgroup/cpu,cpuacct; sleep 0.2
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > $M/memory.oom_control
+         echo 5 > $M/memory.failcnt; echo 52428800 > $M/memory.max_usage_in_bytes
+         printf 'nr_periods 20\\nnr_throttled 7\\nthrottled_time 350000000\\n' > $C/cpu.stat",
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], 1);
+    assert_eq!(r["oom_killed"], true, "a kill of any process in the group counts");
+    assert_eq!(r["oom_kills"], 1);
+    assert_eq!(r["memory_limit_hits"], 5);
+    assert_eq!(r["memory_peak_bytes"], 52428800);
+    assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
+    assert_eq!(r["memory_limit_bytes"], 67108864, "the smaller of the own and the hierarchical limit");
+    assert_eq!(r["cpu_throttled_ms"], 250, "throttled_time grew by 250 ms");
+    assert_eq!(r["cpu_limit_cores"], 0.5);
+    // usage 20 MiB minus total_inactive_file 4 MiB.
+    assert_eq!(r["memory_working_set_max_bytes"], 16777216);
+    assert_eq!(r["memory_working_set_mean_bytes"], 16777216);
+    assert!(r["samples"].as_u64().unwrap() >= 2, "{r}");
+    let line = report_line(&output);
+    assert!(line.contains("\tMax Memory Used: 50 MiB\tMemory Limit: 64 MiB\t"), "{line}");
+    assert!(line.contains("\tThrottled: 0.25 s\tOOM: killed (1)"), "{line}");
+}
+
+#[test]
+fn v2_under_a_cgroup_namespace_uses_the_mount_itself() {
+    let tree = Tree::copy("v2-namespaced");
+    let output = run(
+        &tree,
+        FAST,
+        "G=$SYS/fs/cgroup; sleep 0.2
+         printf 'low 0\\nhigh 0\\nmax 7\\noom 2\\noom_kill 2\\noom_group_kill 0\\n' > $G/memory.events
+         echo 60000000 > $G/memory.peak; echo 3 > $G/pids.peak
+         printf 'usage_usec 200000\\nuser_usec 1\\nsystem_usec 1\\nnr_periods 9\\nnr_throttled 3\\nthrottled_usec 1500000\\n' > $G/cpu.stat
+         printf 'some avg10=1.00 avg60=0.00 avg300=0.00 total=6000\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=2500\\n' > $G/memory.pressure",
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], 2);
+    assert_eq!(r["oom_killed"], true);
+    assert_eq!(r["oom_kills"], 2);
+    assert_eq!(r["memory_limit_hits"], 7, "memory.events max grew by 7");
+    assert_eq!(r["memory_peak_bytes"], 60000000);
+    assert_eq!(r["memory_peak_source"], "memory.peak");
+    assert_eq!(r["memory_limit_bytes"], 134217728);
+    assert_eq!(r["cpu_throttled_ms"], 1500);
+    assert_eq!(r["cpu_limit_cores"], 2.0);
+    assert_eq!(r["pids_peak"], 3);
+    assert_eq!(r["memory_pressure_some_ms"], 5);
+    assert_eq!(r["memory_pressure_full_ms"], 2);
+    assert_eq!(r["memory_working_set_max_bytes"], 8388608, "memory.current minus inactive_file");
+    // CPU time is the reaped process tree's (wait4), not the fixture's cpu.stat.
+    assert!(r["cpu_user_ms"].as_u64().unwrap() < 1000, "{r}");
+}
+
+#[test]
+fn v2_without_peak_or_oom_kill_falls_back_and_suspects_an_oom() {
+    let tree = Tree::copy("v2-old-kernel");
+    // 97.7 % of the 64 MiB limit, then a SIGKILL that sentinit did not send.
+    let output = run(
+        &tree,
+        FAST,
+        "echo 65536000 > $SYS/fs/cgroup/system.slice/docker-abc123.scope/memory.current; sleep 0.3; kill -9 $$",
+    );
+    assert_eq!(output.status.code(), Some(137));
+    let r = report(&output);
+    assert_eq!(r["signal"], "SIGKILL");
+    assert_eq!(r["oom_killed"], Value::Null, "no oom_kill line: unknown, not false");
+    assert_eq!(r["oom_kills"], Value::Null);
+    assert_eq!(r["oom_suspected"], true);
+    assert_eq!(r["memory_peak_source"], "sampled");
+    assert_eq!(r["memory_peak_bytes"], 65536000);
+    assert_eq!(r["pids_peak"], 1, "sampled pids.current when pids.peak is missing");
+    let line = report_line(&output);
+    assert!(line.contains("\tExit: 137 (SIGKILL)\t"), "{line}");
+    assert!(line.ends_with("\tOOM: suspected"), "{line}");
+    let warnings = stderr(&output).matches("passed 90% of the memory limit").count();
+    assert_eq!(warnings, 1, "the 90% warning is printed once:\n{}", stderr(&output));
+}
+
+#[test]
+fn hybrid_host_reads_v1_memory_and_refuses_the_root_cpu_groups() {
+    let tree = Tree::copy("hybrid");
+    let output = run(&tree, FAST, "sleep 0.05");
+    assert_eq!(output.status.code(), Some(0));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], 1);
+    assert_eq!(r["memory_working_set_max_bytes"], 3145728, "{r}");
+    assert_eq!(r["memory_limit_bytes"], Value::Null, "9223372036854771712 is v1's unlimited");
+    // cpu, cpuacct and pids are the host's root groups: their machine-wide numbers must not appear.
+    assert_eq!(r["cpu_throttled_ms"], Value::Null);
+    assert_eq!(r["cpu_limit_cores"], Value::Null);
+    assert_eq!(r["pids_peak"], Value::Null);
+    assert!(r["cpu_user_ms"].as_u64().unwrap() < 1000, "{r}");
+    let line = report_line(&output);
+    assert!(line.contains("\tMemory Limit: unlimited\t"), "{line}");
+    assert!(line.contains("\tThrottled: unknown\t"), "{line}");
+}
+
+#[test]
+fn the_hosts_root_cgroup_is_not_the_workloads() {
+    let tree = Tree::copy("v2-host-root");
+    let output = run(&tree, FAST, "sleep 0.05");
+    assert_eq!(output.status.code(), Some(0));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], Value::Null);
+    assert_eq!(r["memory_working_set_max_bytes"], Value::Null);
+    assert_eq!(r["memory_limit_bytes"], Value::Null);
+    assert_eq!(r["oom_killed"], Value::Null);
+    assert_eq!(r["memory_pressure_some_ms"], Value::Null);
+    // Without a cgroup the peak is the largest process's max RSS, and says so.
+    assert_eq!(r["memory_peak_source"], "ru_maxrss");
+    assert!(r["memory_peak_bytes"].as_u64().unwrap() < 999999999);
+    assert!(report_line(&output).contains("\tMemory Limit: unknown\t"));
+}
+
+#[test]
+fn unlimited_v2_limits_are_null() {
+    let tree = Tree::copy("v2-namespaced");
+    tree.write("sys/fs/cgroup/memory.max", "max\n");
+    tree.write("sys/fs/cgroup/cpu.max", "max 100000\n");
+    let output = run(&tree, FAST, "sleep 0.05");
+    let r = report(&output);
+    assert_eq!(r["memory_limit_bytes"], Value::Null);
+    assert_eq!(r["cpu_limit_cores"], Value::Null);
+    assert_eq!(r["memory_peak_source"], "sampled", "memory.peak never rose above its value at start");
+    assert!(report_line(&output).contains("\tMemory Limit: unlimited\t"));
+}
+
+#[test]
+fn malformed_files_give_nulls_and_keep_the_exit_code() {
+    let tree = Tree::copy("v2-namespaced");
+    for (file, content) in [
+        ("memory.current", "garbage\n"),
+        ("memory.max", ""),
+        ("memory.events", "low 0\nhigh"),
+        ("memory.stat", "anon"),
+        ("memory.peak", "-5\n"),
+        ("cpu.stat", "usage_usec\n"),
+        ("cpu.max", "nonsense\n"),
+        ("pids.peak", "\u{0}\u{1}"),
+        ("pids.current", "1 2\n"),
+        ("memory.pressure", "some avg10=0.00\n"),
+    ] {
+        tree.write(&format!("sys/fs/cgroup/{file}"), content);
+    }
+    let output = run(&tree, FAST, "sleep 0.05; exit 3");
+    assert_eq!(output.status.code(), Some(3));
+    let r = report(&output);
+    for key in [
+        "memory_peak_bytes",
+        "memory_peak_source",
+        "memory_limit_bytes",
+        "memory_working_set_max_bytes",
+        "oom_killed",
+        "oom_kills",
+        "memory_limit_hits",
+        "cpu_limit_cores",
+        "cpu_throttled_ms",
+        "pids_peak",
+        "memory_pressure_some_ms",
+    ] {
+        assert_eq!(r[key], Value::Null, "{key} in {r}");
+    }
+    assert_eq!(r["exit_code"], 3);
+    assert!(report_line(&output).contains("\tExit: 3\t"));
+}
+
+#[test]
+fn files_that_are_truncated_or_vanish_mid_run() {
+    let tree = Tree::copy("v2-namespaced");
+    let output = run(
+        &tree,
+        FAST,
+        "sleep 0.1; for f in $SYS/fs/cgroup/*; do : > $f; done; sleep 0.1; rm -rf $SYS; sleep 0.1; exit 5",
+    );
+    assert_eq!(output.status.code(), Some(5));
+    let r = report(&output);
+    assert_eq!(r["exit_code"], 5);
+    assert_eq!(r["oom_kills"], Value::Null, "memory.events is empty at the end");
+    // What the early samples saw is kept.
+    assert_eq!(r["memory_working_set_max_bytes"], 8388608);
+    report_line(&output);
+}
+
+#[test]
+fn unreadable_proc_and_sys() {
+    let missing = Path::new("/nonexistent-sentinit-fixture");
+    let output = run_with_roots(missing, missing, FAST, "exit 7");
+    assert_eq!(output.status.code(), Some(7));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], Value::Null);
+    assert_eq!(r["oom_killed"], Value::Null);
+    assert!(report_line(&output).contains("\tOOM: unknown"));
+
+    // /proc/self/cgroup a directory, memory.stat a directory, cgroup.controllers unreadable as text.
+    let tree = Tree::copy("v2-namespaced");
+    std::fs::remove_file(tree.0.join("proc/self/cgroup")).unwrap();
+    std::fs::create_dir(tree.0.join("proc/self/cgroup")).unwrap();
+    let output = run(&tree, FAST, "exit 9");
+    assert_eq!(output.status.code(), Some(9));
+    assert_eq!(report(&output)["cgroup_version"], Value::Null);
+
+    let tree = Tree::copy("v2-namespaced");
+    std::fs::remove_file(tree.sys().join("fs/cgroup/memory.stat")).unwrap();
+    std::fs::create_dir(tree.sys().join("fs/cgroup/memory.stat")).unwrap();
+    let output = run(&tree, FAST, "sleep 0.05; exit 11");
+    assert_eq!(output.status.code(), Some(11));
+    let r = report(&output);
+    assert_eq!(r["memory_limit_bytes"], 134217728);
+    // No inactive_file: the working set is the usage itself, as docker stats does.
+    assert_eq!(r["memory_working_set_max_bytes"], 10485760);
+
+    // A sys root that is a file.
+    let output = run_with_roots(&tree.0.join("proc"), &tree.0.join("proc/self/mountinfo"), FAST, "exit 4");
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(report(&output)["cgroup_version"], Value::Null);
+}

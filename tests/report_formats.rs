@@ -1,0 +1,337 @@
+//! The report formats through the real binary: the text END/REPORT lines, the JSON field list, EMF
+//! checked against the Embedded Metric Format rules, --report-file, heartbeats, the stop-signal line.
+//! Counters come from a fixture cgroup v2 tree so that the values are known.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Tree(PathBuf);
+
+impl Tree {
+    fn copy(case: &str) -> Tree {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sentinit-report-{}-{}-{case}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroup").join(case);
+        assert!(Command::new("cp").arg("-r").arg(&source).arg(&dir).status().unwrap().success());
+        Tree(dir)
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn command(tree: &Tree, args: &[&str], script: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sentinit"));
+    cmd.args(args)
+        .args(["--", "sh", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("SENTINIT_PROC_ROOT", tree.0.join("proc"))
+        .env("SENTINIT_SYS_ROOT", tree.0.join("sys"))
+        .env("DIR", &tree.0)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
+    command(tree, args, script).output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_lines(output: &Output, kind: &str) -> Vec<Value> {
+    stderr(output)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+const REQUIRED: &[&str] = &[
+    "type",
+    "schema",
+    "container_id",
+    "task_arn",
+    "command",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "exit_code",
+    "signal",
+    "cgroup_version",
+    "memory_peak_bytes",
+    "memory_peak_source",
+    "memory_limit_bytes",
+    "memory_working_set_max_bytes",
+    "memory_working_set_mean_bytes",
+    "cpu_user_ms",
+    "cpu_system_ms",
+    "cpu_throttled_ms",
+    "cpu_limit_cores",
+    "cpu_mean_cores",
+    "oom_killed",
+    "oom_kills",
+    "oom_suspected",
+    "memory_limit_hits",
+    "pids_peak",
+    "samples",
+];
+
+fn is_rfc3339_utc(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19, 20..23]
+            .iter()
+            .all(|r| b[r.clone()].iter().all(u8::is_ascii_digit))
+}
+
+#[test]
+fn json_report_has_every_field_with_its_type() {
+    let tree = Tree::copy("v2-namespaced");
+    let before = SystemTime::now();
+    let output = run(&tree, &["--interval", "10ms", "--report", "json"], "sleep 0.1; exit 3");
+    assert_eq!(output.status.code(), Some(3));
+    let reports = json_lines(&output, "sentinit.report");
+    assert_eq!(reports.len(), 1, "{}", stderr(&output));
+    let r = &reports[0];
+    for key in REQUIRED {
+        assert!(r.get(key).is_some(), "missing {key} in {r}");
+    }
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["command"], serde_json::json!(["sh", "-c", "sleep 0.1; exit 3"]));
+    assert_eq!(r["exit_code"], 3);
+    assert_eq!(r["signal"], Value::Null);
+    assert!(is_rfc3339_utc(r["started_at"].as_str().unwrap()), "{r}");
+    assert!(is_rfc3339_utc(r["ended_at"].as_str().unwrap()), "{r}");
+    assert!(r["started_at"].as_str() <= r["ended_at"].as_str());
+    let duration = r["duration_ms"].as_f64().unwrap();
+    assert!(duration >= 100.0 && (duration as u128) <= before.elapsed().unwrap().as_millis() + 1, "{r}");
+    for key in ["cpu_user_ms", "cpu_system_ms", "samples", "memory_limit_bytes", "oom_kills"] {
+        assert!(r[key].is_u64(), "{key} in {r}");
+    }
+    assert!(r["cpu_mean_cores"].is_f64() || r["cpu_mean_cores"].is_u64(), "{r}");
+    assert!(r["oom_killed"].is_boolean() && r["oom_suspected"].is_boolean());
+    // Nothing but the JSON line, no text report.
+    assert!(!stderr(&output).contains("REPORT\t"));
+}
+
+#[test]
+fn text_report_is_an_end_line_then_the_tab_separated_report() {
+    let tree = Tree::copy("v1");
+    let output = run(&tree, &["--interval", "10ms"], "sleep 0.05; kill -9 $$");
+    assert_eq!(output.status.code(), Some(137));
+    let text = stderr(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("REPORT\t")).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(lines[at - 1], "END container=unknown task=unknown");
+    let fields: Vec<&str> = lines[at].split('\t').collect();
+    let labels: Vec<&str> = fields.iter().map(|f| f.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        labels,
+        ["REPORT", "Duration", "Exit", "Max Memory Used", "Memory Limit", "CPU", "Throttled", "OOM"],
+        "{}",
+        lines[at]
+    );
+    assert!(
+        fields[1].ends_with(" ms") && fields[1]["Duration: ".len()..].trim_end_matches(" ms").parse::<f64>().is_ok()
+    );
+    assert_eq!(fields[2], "Exit: 137 (SIGKILL)");
+    assert_eq!(fields[3], "Max Memory Used: 20 MiB", "sampled usage of the fixture");
+    assert_eq!(fields[4], "Memory Limit: 64 MiB");
+    assert!(fields[5].starts_with("CPU: ") && fields[5].contains(" s user, ") && fields[5].ends_with(" s sys"));
+    assert_eq!(fields[6], "Throttled: 0.00 s");
+    assert_eq!(fields[7], "OOM: none");
+    assert_eq!(text.matches("REPORT\t").count(), 1);
+}
+
+const EMF_UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// The Embedded Metric Format rules: `_aws` with a ms Timestamp and CloudWatchMetrics directives, a
+/// valid namespace, dimension sets naming string members of the root (at most 30 each), at most 100
+/// metrics each naming a number at the root, units from the allowed list.
+fn check_emf(event: &Value, namespace: &str) -> usize {
+    let root = event.as_object().expect("the event is one JSON object");
+    let aws = root["_aws"].as_object().expect("_aws object");
+    let timestamp = aws["Timestamp"].as_u64().expect("Timestamp is a number");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(timestamp <= now && now - timestamp < 60_000, "Timestamp is ms since the epoch: {timestamp}");
+    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics array");
+    assert!(!directives.is_empty());
+    let mut metrics_seen = 0;
+    for directive in directives {
+        let ns = directive["Namespace"].as_str().expect("Namespace string");
+        assert_eq!(ns, namespace);
+        assert!(!ns.is_empty() && ns.len() <= 255);
+        assert!(ns.chars().all(|c| c.is_ascii_alphanumeric() || "._#:/-".contains(c)), "{ns}");
+        for set in directive["Dimensions"].as_array().expect("Dimensions array") {
+            let set = set.as_array().expect("a dimension set is an array");
+            assert!(set.len() <= 30);
+            for name in set {
+                let name = name.as_str().expect("dimension names are strings");
+                assert!(root[name].is_string(), "dimension {name} must be a string member of the root");
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics array");
+        assert!(!metrics.is_empty() && metrics.len() <= 100);
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("Name");
+            assert!(root.get(name).is_some_and(Value::is_number), "metric {name} must be a number at the root");
+            let unit = metric.get("Unit").map_or("None", |u| u.as_str().expect("Unit string"));
+            assert!(EMF_UNITS.contains(&unit), "unit {unit}");
+            metrics_seen += 1;
+        }
+    }
+    metrics_seen
+}
+
+#[test]
+fn emf_follows_the_embedded_metric_format_rules() {
+    let tree = Tree::copy("v2-namespaced");
+    let output =
+        run(&tree, &["--interval", "10ms", "--report", "emf", "--emf-namespace", "batch/jobs.v1"], "sleep 0.05");
+    let events = json_lines(&output, "sentinit.report");
+    assert_eq!(events.len(), 1, "{}", stderr(&output));
+    let event = &events[0];
+    assert!(check_emf(event, "batch/jobs.v1") >= 10, "{event}");
+    // No task family or container name known: one empty dimension set.
+    assert_eq!(event["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+    // The same flat fields as the JSON report.
+    for key in REQUIRED {
+        assert!(event.get(key).is_some(), "missing {key}");
+    }
+
+    // With most values unknown (the host's root cgroup), no metric may point at a null.
+    let tree = Tree::copy("v2-host-root");
+    let output = run(&tree, &["--report", "emf"], "exit 0");
+    let events = json_lines(&output, "sentinit.report");
+    assert_eq!(events[0]["memory_limit_bytes"], Value::Null);
+    check_emf(&events[0], "sentinit");
+}
+
+#[test]
+fn none_prints_no_report_and_several_formats_print_each() {
+    let tree = Tree::copy("v2-namespaced");
+    let output = run(&tree, &["--report", "none"], "exit 0");
+    let text = stderr(&output);
+    assert!(!text.contains("REPORT") && !text.contains("END ") && !text.contains('{'), "{text}");
+    assert_eq!(output.status.code(), Some(0));
+
+    let output = run(&tree, &["--report", "json,text"], "exit 0");
+    let text = stderr(&output);
+    assert_eq!(text.matches("REPORT\t").count(), 1, "{text}");
+    assert_eq!(json_lines(&output, "sentinit.report").len(), 1, "{text}");
+}
+
+#[test]
+fn report_file_gets_the_json_object_atomically() {
+    let tree = Tree::copy("v2-namespaced");
+    let out_dir = tree.0.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let path = out_dir.join("report.json");
+    std::fs::write(&path, "old content").unwrap();
+    let output = run(&tree, &["--report", "json", "--report-file", path.to_str().unwrap()], "exit 6");
+    assert_eq!(output.status.code(), Some(6));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let printed = &json_lines(&output, "sentinit.report")[0];
+    assert_eq!(&written, printed);
+    let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("report.json")], "no temporary file is left behind");
+
+    // An unwritable path: a warning, the exit code unchanged, the report still printed.
+    let output = run(&tree, &["--report", "text", "--report-file", "/nonexistent-dir/r.json"], "exit 6");
+    assert_eq!(output.status.code(), Some(6));
+    let text = stderr(&output);
+    assert!(text.contains("warning: cannot write the report to /nonexistent-dir/r.json"), "{text}");
+    assert!(text.contains("REPORT\t"));
+}
+
+#[test]
+fn heartbeat_lines_while_the_workload_runs() {
+    let tree = Tree::copy("v2-namespaced");
+    let output = run(&tree, &["--interval", "10ms", "--heartbeat", "50ms", "--report", "none"], "sleep 0.4");
+    let beats = json_lines(&output, "sentinit.heartbeat");
+    assert!(beats.len() >= 3, "{}", stderr(&output));
+    for beat in &beats {
+        assert_eq!(beat["memory_working_set_bytes"], 8388608, "{beat}");
+        assert_eq!(beat["memory_limit_bytes"], 134217728);
+        assert_eq!(beat["oom_kills"], 0);
+        assert!(beat["elapsed_ms"].as_u64().unwrap() >= 50);
+    }
+    // Without --heartbeat: none.
+    let output = run(&tree, &["--interval", "10ms", "--report", "none"], "sleep 0.1");
+    assert!(json_lines(&output, "sentinit.heartbeat").is_empty());
+}
+
+#[test]
+fn a_forwarded_stop_signal_prints_the_usage_so_far_and_the_report_follows_once() {
+    let tree = Tree::copy("v2-namespaced");
+    let marker = tree.0.join("started");
+    let child =
+        command(&tree, &["--interval", "10ms"], "trap 'exit 0' TERM; touch $DIR/started; while :; do sleep 0.05; done")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the workload never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let text = stderr(&output);
+    let stop: Vec<&str> = text.lines().filter(|l| l.starts_with("sentinit: forwarded SIGTERM after ")).collect();
+    assert_eq!(stop.len(), 1, "{text}");
+    assert!(stop[0].contains("working set 8 MiB of 128 MiB, CPU "), "{}", stop[0]);
+    assert!(stop[0].contains(", throttled 0.00 s, OOM kills 0"), "{}", stop[0]);
+    assert_eq!(text.matches("REPORT\t").count(), 1, "{text}");
+    assert_eq!(output.status.code(), Some(0));
+}
