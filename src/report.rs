@@ -104,7 +104,7 @@ pub fn fields(
         ("signal", json!(signal)),
         ("killed_by_sentinit", json!(outcome.killed_by_sentinit)),
         ("stop_signal", json!(outcome.stop_signal.map(signals::name))),
-        ("cgroup_version", json!(usage.cgroup_version.or(identity.cgroup_version))),
+        ("cgroup_version", json!(usage.cgroup_version)),
         ("memory_peak_bytes", json!(usage.memory_peak_bytes)),
         ("memory_peak_source", json!(usage.memory_peak_source)),
         ("memory_limit_bytes", json!(usage.memory_limit_bytes())),
