@@ -9,24 +9,8 @@
 //! workload's. /proc and /sys come from SENTINIT_PROC_ROOT and SENTINIT_SYS_ROOT so that tests can point
 //! them at fixture trees.
 
+use crate::paths::{proc_root, sys_root};
 use std::path::{Path, PathBuf};
-
-/// Where /proc is read from.
-pub fn proc_root() -> PathBuf {
-    root_from_env("SENTINIT_PROC_ROOT", "/proc")
-}
-
-/// Where /sys is read from.
-pub fn sys_root() -> PathBuf {
-    root_from_env("SENTINIT_SYS_ROOT", "/sys")
-}
-
-fn root_from_env(name: &str, default: &str) -> PathBuf {
-    match std::env::var_os(name) {
-        Some(value) if !value.is_empty() => PathBuf::from(value),
-        _ => PathBuf::from(default),
-    }
-}
 
 /// One controller's cgroup directory.
 #[derive(Clone, Debug, PartialEq)]
