@@ -108,17 +108,14 @@ struct Prepared {
     progs: PathBuf,
 }
 
-fn prepared() -> Result<&'static Prepared, String> {
-    static PREPARED: OnceLock<Result<Prepared, String>> = OnceLock::new();
-    PREPARED.get_or_init(prepare).as_ref().map_err(Clone::clone)
-}
-
-fn prepare() -> Result<Prepared, String> {
+/// What must be on the machine: `Err` names the first missing piece (a skip outside CI, a failure in
+/// CI). Anything that goes wrong after this is a test failure everywhere.
+fn requirements() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("must run as root (device nodes in the initramfs, cgroups, runc)".into());
     }
-    for tool in ["qemu-system-x86_64", "busybox", "runc", "setpriv"] {
+    for tool in ["qemu-system-x86_64", "busybox", "runc", "setpriv", "timeout", "dpkg-deb", "apt-get"] {
         if which(tool).is_none() {
             return Err(format!("{tool} not found; run tests/vm/install-deps.sh as root"));
         }
@@ -126,6 +123,19 @@ fn prepare() -> Result<Prepared, String> {
     if which("musl-gcc").is_none() && which("gcc").is_none() {
         return Err("neither musl-gcc nor gcc found; run tests/vm/install-deps.sh as root".into());
     }
+    Ok(())
+}
+
+/// The static sentinit, the test programs and the initramfs, built once per `cargo test` run.
+fn prepared() -> &'static Prepared {
+    static PREPARED: OnceLock<Result<Prepared, String>> = OnceLock::new();
+    match PREPARED.get_or_init(prepare) {
+        Ok(prepared) => prepared,
+        Err(e) => panic!("cannot prepare the guest: {e}"),
+    }
+}
+
+fn prepare() -> Result<Prepared, String> {
     let sentinit = static_sentinit()?;
     let out = work_dir().join("out");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -377,14 +387,14 @@ fn str_(s: &str) -> Expect {
 
 /// Boots `series` with the scenarios of `layout` that are selected, and returns the parsed log.
 /// `None` when the selection leaves nothing to run here.
-fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Result<Option<(Log, Kernel)>, String> {
+fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Option<(Log, Kernel)> {
     let chosen: Vec<&str> = scenarios.iter().copied().filter(|s| selected("SENTINIT_VM_SCENARIOS", s)).collect();
     if chosen.is_empty() || !selected("SENTINIT_VM_KERNELS", series) {
         say!("linux {series} ({layout}): not selected by SENTINIT_VM_SCENARIOS / SENTINIT_VM_KERNELS");
-        return Ok(None);
+        return None;
     }
-    let prepared = prepared()?;
-    let kernel = kernel(series)?;
+    let prepared = prepared();
+    let kernel = kernel(series).unwrap_or_else(|e| panic!("cannot fetch the {series} kernel: {e}"));
     let timeout: u64 = std::env::var("SENTINIT_VM_TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(300);
     let log_path = work_dir().join(format!("serial-{series}-{layout}.log"));
     let started = Instant::now();
@@ -396,7 +406,7 @@ fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Result<Option<(Log, K
         .arg(format!("sentinit.layout={layout}"))
         .arg(format!("sentinit.scenarios={}", chosen.join(",")))
         .status()
-        .map_err(|e| format!("cannot run tests/vm/run-vm.sh: {e}"))?;
+        .unwrap_or_else(|e| panic!("cannot run tests/vm/run-vm.sh: {e}"));
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     say!(
         "linux {series} ({layout}): {} {} booted in {:.1} s, scenarios {}; serial log {}",
@@ -413,7 +423,7 @@ fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Result<Option<(Log, K
         }
         _ => panic!("linux {series}: QEMU failed ({status})\n----- serial log -----\n{text}\n-----"),
     }
-    Ok(Some((parse_log(&text), kernel)))
+    Some((parse_log(&text), kernel))
 }
 
 /// Checks that hold for every boot: the right kernel ran, every scenario finished, and sentinit as the
@@ -435,7 +445,8 @@ fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str]) {
 }
 
 fn v2_matrix(series: &str) {
-    let (log, kernel) = match require!(boot(series, "v2", V2_SCENARIOS)) {
+    require!(requirements());
+    let (log, kernel) = match boot(series, "v2", V2_SCENARIOS) {
         Some(booted) => booted,
         None => return,
     };
@@ -652,7 +663,8 @@ fn linux_6_12_cgroup_v2() {
 /// every controller. (6.12 is built without cgroup v1 memory, so this runs on 6.1 only.)
 #[test]
 fn linux_6_1_runc_docker_v1_layout() {
-    let (log, kernel) = match require!(boot("6.1", "v1", &["runc"])) {
+    require!(requirements());
+    let (log, kernel) = match boot("6.1", "v1", &["runc"]) {
         Some(booted) => booted,
         None => return,
     };
@@ -677,11 +689,23 @@ fn host_rootless_runc() {
         say!("host-runc: not selected by SENTINIT_VM_SCENARIOS");
         return;
     }
-    let prepared = require!(prepared());
-    let output = require!(run_script(
+    require!(requirements());
+    let own_memory_group = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.split(':').nth(1).filter(|c| *c == "memory").map(|_| ()))
+        .is_some();
+    require!(if own_memory_group {
+        Ok(())
+    } else {
+        Err("no cgroup v1 memory controller for rootless runc".to_string())
+    });
+    let prepared = prepared();
+    let output = run_script(
         Command::new(vm_dir().join("host-runc.sh")).arg(&prepared.sentinit).arg(&prepared.progs),
         "tests/vm/host-runc.sh",
-    ));
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let log = parse_log(&output);
     let mut c = Checks::new("host rootless runc");
     let empty = Scenario::default();

@@ -13,6 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 series_list=${*:-6.1 6.12}
 mkdir -p "$VM_CACHE/kernels"
+# Tests fetch concurrently: one fetcher at a time (apt's own lists lock would fail, not wait).
+exec 9>"$VM_CACHE/kernels/.lock"
+flock 9
 
 for series in $series_list; do
     dir=$VM_CACHE/kernels/$series
@@ -42,7 +45,7 @@ for series in $series_list; do
     version=$(apt-cache $APT_PRIVATE show "$pkg" | awk '/^Version:/{print $2; exit}')
     work=$(mktemp -d "$VM_CACHE/kernels/.fetch.XXXXXX")
     # shellcheck disable=SC2086
-    (cd "$work" && apt-get $APT_PRIVATE download -q "$pkg=$version" >&2)
+    (cd "$work" && apt-get $APT_PRIVATE -o APT::Sandbox::User=root download -q "$pkg=$version" >&2)
     deb=$(ls "$work"/*.deb)
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards './boot/vmlinuz-*' './boot/config-*'
     mkdir -p "$work/out"
