@@ -1,0 +1,69 @@
+#!/bin/sh
+# build-initramfs.sh SENTINIT_BIN OUT_DIR
+# Builds OUT_DIR/initramfs.cpio.gz for the guest: busybox-static with its applets, the static sentinit,
+# the static test programs (progs/*.c, built with musl-gcc -static, or gcc -static as a fallback), the
+# guest's /init and /stage2.sh, runc with its shared libraries, and /ctroot, the test container's root
+# filesystem (busybox, sentinit, alloc, orphan, /ct.sh). Needs root (device nodes, file ownership).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+sentinit_bin=$1
+out=$2
+
+fail() {
+    echo "build-initramfs.sh: $*" >&2
+    exit 1
+}
+[ -x "$sentinit_bin" ] || fail "no executable sentinit at $sentinit_bin"
+busybox=$(command -v busybox) || fail "busybox not found (apt-get install busybox-static)"
+file -L "$busybox" 2>/dev/null | grep -q 'dynamically linked' && fail "$busybox is not static (install busybox-static)"
+runc_bin=$(command -v runc) || fail "runc not found (tests/vm/install-deps.sh installs it)"
+if command -v musl-gcc >/dev/null 2>&1; then cc="musl-gcc -static"; else cc="gcc -static"; fi
+
+mkdir -p "$out/progs"
+for src in "$here"/progs/*.c; do
+    name=$(basename "$src" .c)
+    $cc -O2 -Wall -Wextra -Werror -o "$out/progs/$name" "$src" || fail "cannot compile $src with $cc"
+done
+
+root=$out/root
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" "$root/proc" "$root/sys" \
+    "$root/tmp" "$root/run" "$root/etc" "$root/var/lib/docker/containers"
+install_busybox() {
+    cp "$busybox" "$1/bin/busybox"
+    for applet in $("$1/bin/busybox" --list); do
+        [ -e "$1/bin/$applet" ] || ln -s busybox "$1/bin/$applet"
+    done
+}
+install_busybox "$root"
+cp "$sentinit_bin" "$root/bin/sentinit"
+cp "$out"/progs/* "$root/bin/"
+cp "$here/guest-init.sh" "$root/init"
+cp "$here/stage2.sh" "$root/stage2.sh"
+cp "$here/bundle-config.sh" "$root/bundle-config.sh"
+chmod 755 "$root/init" "$root/stage2.sh"
+mknod -m 600 "$root/dev/console" c 5 1
+mknod -m 666 "$root/dev/null" c 1 3
+
+# runc and what it links against, at the same paths.
+cp "$runc_bin" "$root/usr/sbin/runc"
+for lib in $(ldd "$runc_bin" | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+
+# The container's root filesystem.
+ct=$root/ctroot
+mkdir -p "$ct/bin" "$ct/proc" "$ct/sys" "$ct/dev" "$ct/tmp" "$ct/etc"
+install_busybox "$ct"
+cp "$sentinit_bin" "$ct/bin/sentinit"
+cp "$out/progs/alloc" "$out/progs/orphan" "$ct/bin/"
+cp "$here/ct.sh" "$ct/ct.sh"
+: >"$ct/etc/hostname"
+: >"$ct/etc/hosts"
+: >"$ct/etc/resolv.conf"
+
+(cd "$root" && find . | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 >"$out/initramfs.cpio.gz.new"
+mv "$out/initramfs.cpio.gz.new" "$out/initramfs.cpio.gz"
+rm -rf "$root"
+echo "$out/initramfs.cpio.gz"
