@@ -25,9 +25,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// FLIP TO `true` when `--report json` prints the issue-4 report (src/report.rs, src/accounting.rs).
-const REPORT_READY: bool = false;
+const REPORT_READY: bool = true;
 /// FLIP TO `true` when identity resolution (issue 3, src/identity.rs) resolves container IDs.
-const IDENTITY_READY: bool = false;
+const IDENTITY_READY: bool = true;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const LIMIT_64M: u64 = 64 * 1024 * 1024;

@@ -148,11 +148,23 @@ fn directory(mount: &Mount, path: &str, sys: &Path) -> Option<PathBuf> {
         dir.push(relative);
     }
     if dir.is_dir() {
-        Some(dir)
-    } else {
-        crate::debug!("accounting: cgroup directory {} does not exist", dir.display());
-        None
+        return Some(dir);
     }
+    // Some runtimes bind the container's own group over the mount point without a cgroup namespace,
+    // while mountinfo still names the hierarchy's root (seen with rootless runc on cgroup v1): the path
+    // from /proc/self/cgroup then does not exist below the mount, but the mount point itself is the
+    // group. The caller's root-cgroup check keeps a real host root from being taken for it.
+    let mount_point = map_mount_point(&mount.mount_point, sys);
+    if !relative.is_empty() && mount_point.is_dir() {
+        crate::debug!(
+            "accounting: cgroup directory {} does not exist; using the mount point {} (the group bound over it)",
+            dir.display(),
+            mount_point.display()
+        );
+        return Some(mount_point);
+    }
+    crate::debug!("accounting: cgroup directory {} does not exist", dir.display());
+    None
 }
 
 /// A mount point under /sys is read under [`sys_root`].
@@ -246,6 +258,22 @@ mod tests {
             PathBuf::from("/fx/sys/fs/cgroup/memory")
         );
         assert_eq!(map_mount_point("/cgroup", Path::new("/fx/sys")), PathBuf::from("/cgroup"));
+    }
+
+    #[test]
+    fn a_group_bound_over_the_mount_point_is_found_but_never_the_host_root() {
+        let sys = std::env::temp_dir().join(format!("sentinit-discover-{}", std::process::id()));
+        let memory = sys.join("fs/cgroup/memory");
+        std::fs::create_dir_all(&memory).unwrap();
+        let proc_cgroup = "4:memory:/process_api/x/ct\n";
+        let mountinfo = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
+        let found = locate(proc_cgroup, mountinfo, &sys).memory.map(|l| l.dir);
+        // The real root has release_agent: refused, even through the fallback.
+        std::fs::write(memory.join("release_agent"), "").unwrap();
+        let refused = locate(proc_cgroup, mountinfo, &sys).memory;
+        std::fs::remove_dir_all(&sys).unwrap();
+        assert_eq!(found, Some(memory));
+        assert!(refused.is_none());
     }
 
     #[test]
