@@ -79,7 +79,7 @@ static void on_usr1(int sig)
     __atomic_store_n(&sh->count, i + 1, __ATOMIC_RELEASE);
 }
 
-static int recv_main(const char *path)
+static void __attribute__((noreturn)) recv_main(const char *path)
 {
     sh = map_file(path, 0);
     struct sigaction sa;
@@ -160,7 +160,7 @@ static int send_main(int n, const char *path, char **command)
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "recv") == 0)
-        return recv_main(argv[2]);
+        recv_main(argv[2]);
     if (argc >= 6 && strcmp(argv[1], "send") == 0 && strcmp(argv[4], "--") == 0)
         return send_main(atoi(argv[2]), argv[3], argv + 5);
     fprintf(stderr, "usage: siglat send N FILE -- COMMAND... | siglat recv FILE\n");
