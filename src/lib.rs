@@ -92,7 +92,7 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
     let mut accountant = accounting::Accountant::start(config);
     let take_terminal = spawn::owns_foreground_terminal();
-    let setup = spawn::ChildSetup { inherited_ignores, oom_score_adj: None };
+    let setup = spawn::ChildSetup { inherited_ignores };
     let child = match spawn::spawn(&launch, &setup, take_terminal) {
         Ok(pid) => pid,
         Err(e) => {

@@ -74,9 +74,6 @@ pub struct Launch {
 pub struct ChildSetup {
     /// Signals ignored by sentinit's parent: they stay ignored.
     pub inherited_ignores: Mask,
-    /// sentinit's original oom_score_adj, given back to the workload when sentinit lowered its own so
-    /// that it outlives an OOM kill and can print the report.
-    pub oom_score_adj: Option<i32>,
 }
 
 impl Launch {
@@ -233,43 +230,12 @@ fn child_exec(
                 signals::set_ignored(signal, setup.inherited_ignores.contains(signal));
             }
         }
-        if let Some(value) = setup.oom_score_adj {
-            restore_oom_score_adj(value);
-        }
         let _ = signals::set_blocked(Mask::empty());
         libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
         let errno = *libc::__errno_location();
         let bytes = errno.to_ne_bytes();
         libc::write(error_pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127);
-    }
-}
-
-/// Writes `value` to /proc/self/oom_score_adj between fork and exec: no allocation, digits formatted
-/// into a stack buffer.
-fn restore_oom_score_adj(value: i32) {
-    let mut digits = [0u8; 12];
-    let mut at = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        at -= 1;
-        digits[at] = b'-';
-    }
-    // SAFETY: open/write/close on a NUL-terminated literal path and a live stack buffer.
-    unsafe {
-        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            libc::write(fd, digits[at..].as_ptr().cast(), digits.len() - at);
-            libc::close(fd);
-        }
     }
 }
 

@@ -8,11 +8,6 @@
 //! observations and sentinit's output between `@@BEGIN`/`@@END` markers on the serial console; this file
 //! parses that log and makes every assertion. The shell side lives in tests/vm/ (see docs/realkernel.md).
 //!
-//! Gates: assertions on the JSON report (issue 4) and on the resolved container ID (issue 3) are
-//! written against the field names those issues specify, but only enforced once the features exist in
-//! the binary. Flip [`REPORT_READY`] / [`IDENTITY_READY`] (or set `SENTINIT_VM_REPORT_READY=1` /
-//! `SENTINIT_VM_IDENTITY_READY=1`) when they land. Everything else is enforced now.
-//!
 //! Requirements (tests/vm/install-deps.sh installs them as root): qemu-system-x86_64, busybox-static,
 //! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), root. Missing ones fail the
 //! test when `CI=true`; elsewhere the test prints why and skips.
@@ -23,11 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
-
-/// FLIP TO `true` when `--report json` prints the issue-4 report (src/report.rs, src/accounting.rs).
-const REPORT_READY: bool = true;
-/// FLIP TO `true` when identity resolution (issue 3, src/identity.rs) resolves container IDs.
-const IDENTITY_READY: bool = true;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const LIMIT_64M: u64 = 64 * 1024 * 1024;
@@ -46,14 +36,6 @@ const V2_SCENARIOS: &[&str] = &[
     "cgroupns",
 ];
 
-fn report_ready() -> bool {
-    REPORT_READY || std::env::var("SENTINIT_VM_REPORT_READY").is_ok_and(|v| v == "1")
-}
-
-fn identity_ready() -> bool {
-    IDENTITY_READY || std::env::var("SENTINIT_VM_IDENTITY_READY").is_ok_and(|v| v == "1")
-}
-
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -67,7 +49,7 @@ fn work_dir() -> PathBuf {
 }
 
 /// Prints a progress line that `cargo test` shows even for passing tests (libtest captures only the
-/// print macros, not direct writes): kernel versions, boot times, what is gated.
+/// print macros, not direct writes): kernel versions and boot times.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -275,13 +257,12 @@ fn parse_log(text: &str) -> Log {
 struct Checks {
     context: String,
     passed: usize,
-    gated: Vec<String>,
     failures: Vec<String>,
 }
 
 impl Checks {
     fn new(context: &str) -> Checks {
-        Checks { context: context.to_string(), passed: 0, gated: Vec::new(), failures: Vec::new() }
+        Checks { context: context.to_string(), passed: 0, failures: Vec::new() }
     }
 
     fn check(&mut self, ok: bool, what: impl Into<String>) {
@@ -315,14 +296,8 @@ impl Checks {
         );
     }
 
-    /// The report assertions: run only once the report exists (REPORT_READY), listed otherwise.
+    /// The JSON report's fields, checked one by one.
     fn report(&mut self, scenario: &Scenario, name: &str, expectations: &[(&str, Expect)]) {
-        if !report_ready() {
-            let present = if scenario.report().is_some() { "present" } else { "absent" };
-            self.gated
-                .push(format!("{name}: {} report fields (report {present}; REPORT_READY=false)", expectations.len()));
-            return;
-        }
         let Some(report) = scenario.report() else {
             self.failures.push(format!("{name}: no sentinit.report JSON line in the scenario's output"));
             return;
@@ -335,16 +310,7 @@ impl Checks {
     }
 
     fn finish(self, log: &str) {
-        for gated in &self.gated {
-            say!("GATED {}: {gated}", self.context);
-        }
-        say!(
-            "{}: {} checks passed, {} failed, {} gated groups",
-            self.context,
-            self.passed,
-            self.failures.len(),
-            self.gated.len()
-        );
+        say!("{}: {} checks passed, {} failed", self.context, self.passed, self.failures.len());
         if !self.failures.is_empty() {
             println!("----- log of {} -----\n{log}\n----- end of log -----", self.context);
             panic!("{}: {} failed checks:\n  {}", self.context, self.failures.len(), self.failures.join("\n  "));
@@ -631,22 +597,14 @@ fn check_container(c: &mut Checks, ct: &Scenario, name: &str, cgroup_version: u6
             ("memory_limit_bytes", int(LIMIT_64M)),
         ],
     );
-    if identity_ready() {
-        c.eq(ct, name, "ct_docker_container_id", &id);
-        let identity: Value = serde_json::from_str(ct.get("ct_identity").unwrap_or("")).unwrap_or(Value::Null);
-        c.check(
-            identity["container_id"] == id.as_str(),
-            format!("{name}: sentinit --identity gave container_id {}, expected {id}", identity["container_id"]),
-        );
-        if report_ready() {
-            let reported = ct.report().map(|r| r["container_id"].clone()).unwrap_or(Value::Null);
-            c.check(reported == id.as_str(), format!("{name}: report container_id {reported}, expected {id}"));
-        }
-    } else {
-        c.gated.push(format!(
-            "{name}: container ID in DOCKER_CONTAINER_ID, --identity and the report (IDENTITY_READY=false)"
-        ));
-    }
+    c.eq(ct, name, "ct_docker_container_id", &id);
+    let identity: Value = serde_json::from_str(ct.get("ct_identity").unwrap_or("")).unwrap_or(Value::Null);
+    c.check(
+        identity["container_id"] == id.as_str(),
+        format!("{name}: sentinit --identity gave container_id {}, expected {id}", identity["container_id"]),
+    );
+    let reported = ct.report().map(|r| r["container_id"].clone()).unwrap_or(Value::Null);
+    c.check(reported == id.as_str(), format!("{name}: report container_id {reported}, expected {id}"));
 }
 
 #[test]
