@@ -55,6 +55,24 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
 fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     log::set_verbose(config.verbose);
+    // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
+    let inherited_ignores = signals::inherited_ignores();
+    if std::process::id() != 1 {
+        become_subreaper();
+    }
+    // Signals are taken over before identity is resolved, so a `docker stop` that arrives during those
+    // two seconds is held and forwarded to the workload once it exists, instead of being lost (PID 1
+    // ignores signals it has no handler for) or killing sentinit before it started anything.
+    let signal_fd = match supervise::take_signals() {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Without the signalfd sentinit cannot forward anything; running the workload bare is still
+            // better than not running it at all.
+            warn!("cannot set up signal handling ({e}); running the workload without supervision");
+            return exec_directly(config, &env);
+        }
+    };
+
     let identity = identity::resolve(config, &env);
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone.
@@ -67,56 +85,40 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     if !config.quiet {
         log::line(format_args!("{}", identity.start_line()));
     }
-    // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
-    let inherited_ignores = signals::inherited_ignores();
-    if std::process::id() != 1 {
-        become_subreaper();
-    }
-    let signal_fd = match supervise::take_signals() {
-        Ok(fd) => fd,
-        Err(e) => {
-            // Without the signalfd sentinit cannot forward anything; running the workload bare is still
-            // better than not running it at all.
-            warn!("cannot set up signal handling ({e}); running the workload without supervision");
-            return exec_directly(config, &env);
-        }
-    };
 
-    let launch = match spawn::Launch::prepare(&config.command, &env) {
-        Ok(launch) => launch,
-        Err(e) => {
-            error!("{e}");
-            return e.exit_code();
-        }
-    };
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
     let mut accountant = accounting::Accountant::start(config);
-    let take_terminal = spawn::owns_foreground_terminal();
-    let setup = spawn::ChildSetup { inherited_ignores };
-    let child = match spawn::spawn(&launch, &setup, take_terminal) {
-        Ok(pid) => pid,
+    let started = spawn::Launch::prepare(&config.command, &env).and_then(|launch| {
+        let take_terminal = spawn::owns_foreground_terminal();
+        let child = spawn::spawn(&launch, &spawn::ChildSetup { inherited_ignores }, take_terminal)?;
+        debug!(
+            "started {} as pid {child} in its own process group{}",
+            launch.display(),
+            if take_terminal { ", terminal foreground" } else { "" }
+        );
+        Ok(child)
+    });
+    let outcome = match started {
+        Ok(child) => {
+            accountant.workload_started(child);
+            Supervisor::new(config, child, signal_fd).run(&mut accountant)
+        }
         Err(e) => {
+            // The report is printed for a workload that never started too: "exit 127" in the logs,
+            // next to the START line, is the answer to "why did this task stop at once?".
             error!("{e}");
-            return e.exit_code();
+            supervise::Outcome::not_started(e.exit_code())
         }
     };
-    accountant.workload_started(child);
-    debug!(
-        "started {} as pid {child} in its own process group{}",
-        launch.display(),
-        if take_terminal { ", terminal foreground" } else { "" }
-    );
-
-    let outcome = Supervisor::new(config, child, signal_fd).run(&mut accountant);
     let usage = accountant.finish(&outcome);
     report::emit(config, &identity, &usage, &outcome, &config.command);
     let code = outcome.exit.code();
+    if let Exit::Signal(signal) = outcome.exit {
+        debug!("workload killed by {}: exit code {code}", signals::name(signal));
+    }
     let remapped = config.remap_exit.get(&code).copied().unwrap_or(code);
     if remapped != code {
         debug!("exit code {code} remapped to {remapped}");
-    }
-    if let Exit::Signal(signal) = outcome.exit {
-        debug!("workload killed by {}: exiting {code}", signals::name(signal));
     }
     remapped
 }

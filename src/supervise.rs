@@ -65,6 +65,20 @@ pub struct Outcome {
     pub reaped: u64,
 }
 
+impl Outcome {
+    /// The outcome of a workload that could not be started (exit code 126 or 127).
+    pub fn not_started(code: i32) -> Outcome {
+        Outcome {
+            exit: Exit::Code(code),
+            ended: Instant::now(),
+            killed_by_sentinit: false,
+            stop_signal: None,
+            main_rusage: None,
+            reaped: 0,
+        }
+    }
+}
+
 /// Hooks for the concerns layered on top of supervision (accounting, heartbeat).
 pub trait Observer {
     /// Called every `--interval` while the workload runs.
