@@ -4,16 +4,15 @@
 //! Needs root and a writable v1 memory hierarchy: outside CI the tests skip with a reason, in CI
 //! (CI=true) they fail.
 
+mod common;
+
+use common::{in_ci, report};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const MIB: u64 = 1024 * 1024;
-
-fn in_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "false" && v != "0").unwrap_or(false)
-}
 
 /// A child memory group, removed on drop.
 struct MemoryGroup(PathBuf);
@@ -80,18 +79,6 @@ impl Drop for MemoryGroup {
         }
         eprintln!("could not remove {}", self.0.display());
     }
-}
-
-fn report(output: &Output) -> Value {
-    let text = String::from_utf8_lossy(&output.stderr);
-    let reports: Vec<Value> = text
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "sentinit.report")
-        .collect();
-    assert_eq!(reports.len(), 1, "exactly one report expected in:\n{text}");
-    reports.into_iter().next().unwrap()
 }
 
 fn bytes(r: &Value, key: &str) -> u64 {

@@ -3,42 +3,12 @@
 //! cgroup, unlimited limits, and bad input. Each test copies its tree to a private directory; the
 //! workload itself changes the counter files while sentinit holds them open, as a kernel would.
 
+mod common;
+
+use common::{report, stderr_of as stderr, Tree};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// A private copy of a fixture tree, removed on drop.
-struct Tree(PathBuf);
-
-impl Tree {
-    fn copy(case: &str) -> Tree {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sentinit-accounting-{}-{}-{case}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroup").join(case);
-        let status = Command::new("cp").arg("-r").arg(&source).arg(&dir).status().unwrap();
-        assert!(status.success(), "copying {}", source.display());
-        Tree(dir)
-    }
-
-    fn sys(&self) -> PathBuf {
-        self.0.join("sys")
-    }
-
-    fn write(&self, relative: &str, content: &str) {
-        std::fs::write(self.0.join(relative), content).unwrap();
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs sentinit on `tree` with `args` then `sh -c script`; `$SYS` in the script is the tree's /sys.
 fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
@@ -57,24 +27,6 @@ fn run_with_roots(proc: &Path, sys: &Path, args: &[&str], script: &str) -> Outpu
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The one `sentinit.report` JSON line (there must be exactly one).
-fn report(output: &Output) -> Value {
-    let text = stderr(output);
-    let reports: Vec<Value> = text
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "sentinit.report")
-        .collect();
-    assert_eq!(reports.len(), 1, "exactly one JSON report expected in:\n{text}");
-    assert!(!text.contains("panicked"), "{text}");
-    reports.into_iter().next().unwrap()
 }
 
 fn report_line(output: &Output) -> String {

@@ -2,33 +2,12 @@
 //! checked against the Embedded Metric Format rules, --report-file, heartbeats, the stop-signal line.
 //! Counters come from a fixture cgroup v2 tree so that the values are known.
 
+mod common;
+
+use common::{json_lines, stderr_of as stderr, Tree};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-struct Tree(PathBuf);
-
-impl Tree {
-    fn copy(case: &str) -> Tree {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sentinit-report-{}-{}-{case}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroup").join(case);
-        assert!(Command::new("cp").arg("-r").arg(&source).arg(&dir).status().unwrap().success());
-        Tree(dir)
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn command(tree: &Tree, args: &[&str], script: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sentinit"));
@@ -45,19 +24,6 @@ fn command(tree: &Tree, args: &[&str], script: &str) -> Command {
 
 fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
     command(tree, args, script).output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_lines(output: &Output, kind: &str) -> Vec<Value> {
-    stderr(output)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .filter(|v| v["type"] == kind)
-        .collect()
 }
 
 const REQUIRED: &[&str] = &[

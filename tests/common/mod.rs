@@ -213,3 +213,55 @@ pub fn stderr_of(output: &Output) -> String {
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// A private copy of a fixture cgroup tree (tests/fixtures/cgroup/<case>), removed on drop; used as
+/// SENTINIT_PROC_ROOT=<tree>/proc and SENTINIT_SYS_ROOT=<tree>/sys.
+pub struct Tree(pub PathBuf);
+
+impl Tree {
+    pub fn copy(case: &str) -> Tree {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sentinit-fixture-{}-{}-{case}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroup").join(case);
+        let status = Command::new("cp").arg("-r").arg(&source).arg(&dir).status().unwrap();
+        assert!(status.success(), "copying {}", source.display());
+        Tree(dir)
+    }
+
+    pub fn sys(&self) -> PathBuf {
+        self.0.join("sys")
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        std::fs::write(self.0.join(relative), content).unwrap();
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The JSON lines of type `kind` (`sentinit.report`, `sentinit.heartbeat`) sentinit wrote to stderr.
+pub fn json_lines(output: &Output, kind: &str) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// The one `sentinit.report` JSON line: there must be exactly one, and no panic.
+pub fn report(output: &Output) -> serde_json::Value {
+    let text = stderr_of(output);
+    let mut reports = json_lines(output, "sentinit.report");
+    assert_eq!(reports.len(), 1, "exactly one JSON report expected in:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    reports.remove(0)
+}
