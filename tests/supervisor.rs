@@ -475,7 +475,7 @@ fn workload_starts_with_a_clean_signal_state() {
                 c
             }
         };
-        cmd.args(["-c", &program]);
+        clean_env(&mut cmd).args(["-c", &program]);
         let status = stdout_of(&run(cmd, LIMIT));
         assert_eq!(status_field(&status, "SigBlk:"), 0, "{mode:?}");
         assert_eq!(status_field(&status, "SigIgn:"), 1 << (libc::SIGINT - 1), "{mode:?}: INT stays ignored");
@@ -512,7 +512,7 @@ fn workload_keeps_cwd_descriptors_and_stdin() {
              os.closerange(3, 7); os.closerange(8, 65536); argv = {argv:?}; os.execv(shutil.which(argv[0]), argv)"
         );
         let mut cmd = Command::new("python3");
-        cmd.args(["-c", &program]).stdin(Stdio::null());
+        clean_env(&mut cmd).args(["-c", &program]).stdin(Stdio::null());
         let output = run(cmd, LIMIT);
         let stdout = stdout_of(&output);
         let lines: Vec<String> =
@@ -533,7 +533,7 @@ fn workload_keeps_cwd_descriptors_and_stdin() {
 
 fn pty(mode: Mode, scenario: &str, workload: &[&str]) -> String {
     let mut cmd = Command::new("python3");
-    cmd.arg(helper("pty_run.py")).arg(scenario);
+    clean_env(&mut cmd).arg(helper("pty_run.py")).arg(scenario);
     if mode == Mode::Pid1 {
         cmd.args(["unshare", "--pid", "--fork", "--mount-proc"]);
     }

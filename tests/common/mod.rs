@@ -73,10 +73,15 @@ pub fn command(mode: Mode, args: &[&str]) -> Command {
         }
     };
     cmd.args(args);
-    cmd.env_clear();
-    cmd.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()));
+    clean_env(&mut cmd);
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// Gives `cmd` an environment of PATH alone: nothing inherited from the machine running the tests
+/// (on a CI runner inside ECS, ECS_CONTAINER_METADATA_URI* would send sentinit to the real endpoint).
+pub fn clean_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
 }
 
 /// Runs to completion (killing it after `limit`) and returns the output.
