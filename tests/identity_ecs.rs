@@ -4,7 +4,7 @@
 
 mod identity_support;
 
-use identity_support::{fixture, identity, ok, workload, FakeAgent, Reply};
+use identity_support::{fixture, identity, ok, scratch_dir, workload, FakeAgent, RefusedPort, Reply};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -205,18 +205,20 @@ fn not_found_is_not_retried() {
 
 #[test]
 fn connection_refused_is_retried_then_given_up_within_the_budget() {
-    // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Bound but never listening, and held for the whole test: every connect is refused, and no
+    // FakeAgent of a parallel test can be given this port meanwhile.
+    let refused = RefusedPort::new();
     let env = env_of(&[
         ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
-        ("ECS_CONTAINER_METADATA_URI_V4", format!("http://127.0.0.1:{port}{ENDPOINT}")),
+        ("ECS_CONTAINER_METADATA_URI_V4", refused.url(ENDPOINT)),
     ]);
     let run = workload(&["--identity-timeout", "800ms", "-v"], &as_env(&env));
     let vars = run.workload_env();
     assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID));
     assert!(!vars.contains_key("ECS_TASK_ARN"));
     assert!(run.stderr().matches("retrying").count() >= 2, "{}", run.stderr());
-    assert!(run.elapsed < Duration::from_millis(800 + 1500), "{:?}", run.elapsed);
+    assert!(run.stderr().contains("connection refused"), "{}", run.stderr());
+    assert!(run.elapsed < Duration::from_millis(800 + 700), "{:?}", run.elapsed);
 }
 
 /// Runs the workload against an agent that always gives `reply` and checks that it started within
@@ -231,7 +233,7 @@ fn hostile(reply: Reply) -> identity_support::Run {
     let vars = run.workload_env();
     assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID), "{}", run.stderr());
     assert!(!vars.contains_key("ECS_TASK_ARN"), "{vars:?}");
-    assert!(run.elapsed < Duration::from_millis(1000 + 1500), "workload started after {:?}", run.elapsed);
+    assert!(run.elapsed < Duration::from_millis(1000 + 700), "workload started after {:?}", run.elapsed);
     assert!(!agent.requests().is_empty());
     run
 }
@@ -253,11 +255,13 @@ fn a_trickling_server_cannot_stretch_the_budget() {
 fn malformed_json_is_ignored_with_one_warning() {
     let run = hostile(ok(r#"{"DockerId":"0a4f1c2e","Labels":{"#));
     let stderr = run.stderr();
-    // One warning per document asked for: the container and the task.
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("malformed JSON")).collect();
-    assert!(!warnings.is_empty(), "{stderr}");
-    assert!(warnings.iter().all(|w| w.starts_with("sentinit: warning:")), "{stderr}");
-    assert_eq!(stderr.matches(&format!("{ENDPOINT}: malformed JSON")).count(), 1, "{stderr}");
+    // The container and the task documents are both malformed: one warning line for the resolution,
+    // naming the first and counting the rest.
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sentinit: warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains(&format!("{ENDPOINT}: malformed JSON")), "{stderr}");
+    assert!(warnings[0].contains("and 1 more"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.contains("malformed JSON")).count(), 1, "{stderr}");
 }
 
 #[test]
@@ -359,11 +363,31 @@ fn tmds_wins_over_introspection_which_is_then_not_asked() {
 }
 
 #[test]
-fn fargate_v3_with_a_v4_that_does_not_know_the_container() {
+fn v3_is_not_asked_when_v4_answered() {
+    // v4 says 404 (it does not know the endpoint ID); v3 would answer 500 for ever, which sentinit
+    // would retry until the deadline. A v4 answer, even a 404, settles it: v3 is not asked.
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p.starts_with("/v3/") => Reply::Status(500, "\"V3 container metadata handler: unknown\"".to_string()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{FARGATE_ID}", agent.url)),
+        ("ECS_CONTAINER_METADATA_URI", format!("{}/v3/{FARGATE_ID}", agent.url)),
+    ]);
+    let run = workload(&["--identity-timeout", "3s"], &as_env(&env));
+    assert_eq!(run.workload_env().get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID));
+    assert_eq!(agent.requests(), [format!("/v4/{FARGATE_ID}"), format!("/v4/{FARGATE_ID}/task")]);
+    assert!(run.elapsed < Duration::from_millis(3000), "v3's 500s were retried: {:?}", run.elapsed);
+}
+
+#[test]
+fn fargate_v3_when_v4_gives_no_http_answer_at_all() {
     let agent = FakeAgent::start(|path, _| match path {
         p if p == format!("/v3/{FARGATE_ID}") => ok(&fargate_v4_container()),
         p if p == format!("/v3/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
-        _ => not_found(),
+        // Not HTTP: the v4 side gives no answer.
+        _ => Reply::Raw(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()),
     });
     let env = env_of(&[
         ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
@@ -376,5 +400,85 @@ fn fargate_v3_with_a_v4_that_does_not_know_the_container() {
     assert_eq!(json["task_arn"], FARGATE_TASK);
     assert_eq!(json["task_arn_source"], "ecs-metadata-v3");
     assert_eq!(json["cluster"], FARGATE_CLUSTER);
-    assert_eq!(agent.requests()[..2], [format!("/v4/{FARGATE_ID}"), format!("/v4/{FARGATE_ID}/task")]);
+    assert_eq!(agent.requests()[0], format!("/v4/{FARGATE_ID}"));
+    assert!(!agent.requests().contains(&format!("/v4/{FARGATE_ID}/task")), "{:?}", agent.requests());
+}
+
+#[test]
+fn a_container_not_yet_created_falls_through_to_the_cgroup_path() {
+    // The agent knows the container by name only: "DockerId":"" (its labels are there already).
+    let agent = FakeAgent::start(|path, _| match path {
+        ENDPOINT => ok(&ec2_v4_container("")),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["container_id"], FIXTURE_ID, "{json}");
+    assert_eq!(json["container_id_source"], "cgroup");
+    assert_eq!(json["task_arn"], EC2_TASK);
+    assert_eq!(json["task_arn_source"], "ecs-metadata-v4");
+    let vars = workload(&[], &as_env(&env)).workload_env();
+    assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(FIXTURE_ID));
+    assert_eq!(vars.get("ECS_TASK_ARN").map(String::as_str), Some(EC2_TASK));
+}
+
+/// The pause container of the `ecs-al2023-v2-awsvpc` fixture, named by its bind mounts.
+const PAUSE_ID: &str = "f465abb05ac8817a089ba49f40492f1ae5c74c8f10da1d92f4bab68493e0ba9c";
+
+#[test]
+fn under_ecs_a_failed_endpoint_never_lets_the_pause_container_through() {
+    let refused = RefusedPort::new();
+    let dir = scratch_dir("ecs-pause");
+    let file = dir.join("ecs-container-metadata.json");
+    // INITIAL, and it stays so (the container stopped before the agent's inspect, say).
+    std::fs::write(
+        &file,
+        "{\n\t\"Cluster\": \"prod\",\n\t\"TaskARN\": \"arn:aws:ecs:us-west-2:111122223333:task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b\",\n\t\"ContainerName\": \"app\"\n}",
+    )
+    .unwrap();
+    let with_file = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-al2023-v2-awsvpc")),
+        ("ECS_CONTAINER_METADATA_URI_V4", refused.url(ENDPOINT)),
+        ("ECS_CONTAINER_METADATA_FILE", file.to_string_lossy().into_owned()),
+    ]);
+    let without_file = &with_file[..2];
+    for env in [&with_file[..], without_file] {
+        let run = identity(&["--identity-timeout", "800ms", "-v"], &as_env(env));
+        let json = run.json();
+        assert_eq!(json["container_id"], Value::Null, "{json}");
+        let stderr = run.stderr();
+        assert!(!stderr.contains(&PAUSE_ID[..12]), "{stderr}");
+        let why = stderr.lines().find(|l| l.contains("DOCKER_CONTAINER_ID not set")).unwrap_or_default();
+        assert!(why.contains("mountinfo not used under ECS"), "{stderr}");
+
+        let run = workload(&["--identity-timeout", "800ms"], &as_env(env));
+        assert!(!run.workload_env().contains_key("DOCKER_CONTAINER_ID"), "{}", run.stderr());
+        assert!(run.stderr().contains("START container=unknown "), "{}", run.stderr());
+        assert!(run.elapsed < Duration::from_millis(800 + 700), "{:?}", run.elapsed);
+    }
+    let json = identity(&["--identity-timeout", "500ms"], &as_env(&with_file)).json();
+    assert_eq!(json["task_arn"], "arn:aws:ecs:us-west-2:111122223333:task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+    assert_eq!(json["task_arn_source"], "metadata-file");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn introspection_is_asked_with_the_container_id_the_user_set() {
+    let user_id = "5f4e3d2c1b0a99887766554433221100ffeeddccbbaa99887766554433221100";
+    let agent = FakeAgent::start(move |path, _| match path {
+        p if p == format!("/v1/tasks?dockerid={user_id}") => ok(&introspection_task(user_id)),
+        "/v1/metadata" => ok(r#"{"Cluster":"prod","ContainerInstanceArn":null}"#),
+        _ => Reply::Status(404, INTROSPECTION_ERROR_BODY.to_string()),
+    });
+    let env = env_of(&[("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")), ("DOCKER_CONTAINER_ID", user_id.into())]);
+    let run = workload(&["--ecs-agent-url", &agent.url], &as_env(&env));
+    let vars = run.workload_env();
+    assert_eq!(vars.get("DOCKER_CONTAINER_ID").map(String::as_str), Some(user_id));
+    assert_eq!(vars.get("ECS_TASK_ARN").map(String::as_str), Some(EC2_TASK), "{}", run.stderr());
+    assert!(run.stderr().contains(&format!("START container={user_id} task={EC2_TASK}")), "{}", run.stderr());
+    assert_eq!(agent.requests()[0], format!("/v1/tasks?dockerid={user_id}"));
+    assert!(!agent.requests().iter().any(|r| r.contains(FIXTURE_ID)), "{:?}", agent.requests());
 }

@@ -3,8 +3,9 @@
 
 mod identity_support;
 
-use identity_support::{fixture, identity, workload};
+use identity_support::{fixture, fixture_with_hostname, identity, workload};
 use serde_json::Value;
+use std::time::Duration;
 
 /// (fixture, the container's own ID, where it must come from, cgroup version).
 const PLATFORMS: &[(&str, &str, &str, u64)] = &[
@@ -17,6 +18,13 @@ const PLATFORMS: &[(&str, &str, &str, u64)] = &[
     ("docker-desktop", "ba080d849081ade50bd3c508b67cc5ff985e82da5d2b865b0e02765ac20500da", "mountinfo", 2),
     ("docker-rootless", "1dfec15bdb69c62add2f184a1f8fc2ad2370307c927a0d3b4986856d8c988597", "mountinfo", 2),
     ("docker-in-docker", "948cc9e82a2395f8d10671dea6a461b407317df87cfe702fa17dfd1239468d8a", "cgroup", 1),
+    (
+        "docker-in-docker-v2-host-cgroupns",
+        "211c0d78c6e774f3a34dccef834fdf448543c10efb3cb12fd10fcbf8469e917b",
+        "cgroup",
+        2,
+    ),
+    ("docker-v2-private-user-bind", "abe95d821be4c78db6eb5d4773e481664b61e4f84add55a85a1acf0dc0eba2e8", "mountinfo", 2),
     ("ecs-ec2-v1-bridge", "e29e9af042db8caad4f6e852fd2d1c360e6e192108eb3720c3506e506bc051da", "cgroup", 1),
     ("ecs-ec2-v1-awsvpc", "22f4ba720edd997f518a7262f0da43ca8348c8ed9498db0da625c736b9eb9700", "cgroup", 1),
     ("ecs-al2023-v2", "9e9b153502024f36f61af79450a7d1e7c00f639b96c405e3d2a6807a113ca5d4", "mountinfo", 2),
@@ -35,6 +43,10 @@ const PLATFORMS: &[(&str, &str, &str, u64)] = &[
 /// IDs that sit in those trees but are not the container: the outer Docker-in-Docker container, pause
 /// containers, the CRI-O sandbox.
 const DECOYS: &[&str] = &[
+    // k8s-containerd-v2-private: the pod sandbox behind /etc/hostname and /etc/resolv.conf.
+    "4164e156b246b93662628a6d2ab12f32574f15dda5fdf542fec402b7ef33debe",
+    // docker-v2-private-user-bind: a backup of another container's directory, bind-mounted at /data.
+    "ee84ce5263154d21c1d0abb2bafa16b863a9aaa2f46d76dd92b7ed27b61eb022",
     "b0c0ceb67c5c186094db81ee217727638fabc376cf7f59ebb9c9cc8bfb570c3c",
     "a90b4c601946ec91b71e916776a1f67d721b64874c07fb5e92ef1e4186a6ae42",
     "f465abb05ac8817a089ba49f40492f1ae5c74c8f10da1d92f4bab68493e0ba9c",
@@ -58,6 +70,41 @@ fn every_platform_resolves_its_own_container_id() {
         assert!(!env.contains_key("ECS_TASK_ARN"), "{name}");
         assert!(run.stderr().contains(&format!("START container={id} task=unknown")), "{name}: {}", run.stderr());
     }
+}
+
+#[test]
+fn the_outer_docker_in_docker_container_never_wins_not_even_by_hostname() {
+    // cgroup: 0::/docker/OUT/docker/IN; cpuset: /docker/OUT (the outer container, where cpuset is on).
+    const OUTER: &str = "b0c0ceb67c5c186094db81ee217727638fabc376cf7f59ebb9c9cc8bfb570c3c";
+    const INNER: &str = "211c0d78c6e774f3a34dccef834fdf448543c10efb3cb12fd10fcbf8469e917b";
+    for hostname in [&OUTER[..12], &INNER[..12], "builder-7"] {
+        let root = fixture_with_hostname("docker-in-docker-v2-host-cgroupns", hostname);
+        let root = root.to_string_lossy().into_owned();
+        let json = identity(&[], &[("SENTINIT_PROC_ROOT", &root)]).json();
+        assert_eq!(json["container_id"], INNER, "hostname {hostname}: {json}");
+        assert_eq!(json["container_id_source"], "cgroup", "hostname {hostname}: {json}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+#[test]
+fn a_users_bind_of_another_containers_directory_is_not_evidence() {
+    // `-v /backup/containers/<other>:/data`-style binds have the runtime's source shape but are
+    // mounted elsewhere than /etc/hostname, /etc/hosts, /etc/resolv.conf: only the runtime's count.
+    let json = identity(&[], &[("SENTINIT_PROC_ROOT", &fixture("docker-v2-private-user-bind"))]).json();
+    assert_eq!(json["container_id"], "abe95d821be4c78db6eb5d4773e481664b61e4f84add55a85a1acf0dc0eba2e8", "{json}");
+    assert_eq!(json["container_id_source"], "mountinfo", "{json}");
+}
+
+#[test]
+fn kubernetes_containerd_on_cgroup_v2_resolves_no_id_rather_than_the_sandbox() {
+    let run = workload(&["-v"], &[("SENTINIT_PROC_ROOT", &fixture("k8s-containerd-v2-private"))]);
+    assert!(!run.workload_env().contains_key("DOCKER_CONTAINER_ID"), "{}", run.stderr());
+    assert!(!run.stderr().contains("4164e156b246"), "the sandbox ID is never named: {}", run.stderr());
+    let json = identity(&[], &[("SENTINIT_PROC_ROOT", &fixture("k8s-containerd-v2-private"))]).json();
+    assert_eq!(json["container_id"], Value::Null, "{json}");
+    assert_eq!(json["container_id_source"], Value::Null, "{json}");
+    assert_eq!(json["cgroup_version"], 2, "{json}");
 }
 
 #[test]
@@ -101,11 +148,54 @@ fn quiet_drops_the_start_line_but_not_the_export() {
 
 #[test]
 fn a_variable_the_user_set_wins() {
-    let run = workload(
-        &[],
-        &[("SENTINIT_PROC_ROOT", &fixture("docker-v1-systemd")), ("DOCKER_CONTAINER_ID", "set-by-the-user")],
-    );
+    let env = [("SENTINIT_PROC_ROOT", fixture("docker-v1-systemd")), ("DOCKER_CONTAINER_ID", "set-by-the-user".into())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = workload(&[], &env);
     assert_eq!(run.workload_env().get("DOCKER_CONTAINER_ID").map(String::as_str), Some("set-by-the-user"));
+    // What sentinit prints is what the workload got: START, END and --identity.
+    let stderr = run.stderr();
+    assert!(stderr.contains("START container=set-by-the-user task=unknown"), "{stderr}");
+    assert!(stderr.contains("END container=set-by-the-user task=unknown"), "{stderr}");
+    let json = identity(&[], &env).json();
+    assert_eq!(json["container_id"], "set-by-the-user", "{json}");
+    assert_eq!(json["container_id_source"], "environment", "{json}");
+}
+
+#[test]
+fn the_task_id_follows_the_task_arn_the_user_set() {
+    let dir = tempdir("metadata-explicit");
+    let file = dir.join("ecs-container-metadata.json");
+    std::fs::write(&file, METADATA_INITIAL).unwrap();
+    let user_arn = "arn:aws:ecs:eu-central-1:444455556666:task/staging/0123456789abcdef0123456789abcdef";
+    let base = [
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_FILE", file.to_string_lossy().into_owned()),
+        ("ECS_TASK_ARN", user_arn.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = workload(&[], &env);
+    let vars = run.workload_env();
+    assert_eq!(vars.get("ECS_TASK_ARN").map(String::as_str), Some(user_arn));
+    assert_eq!(vars.get("ECS_TASK_ID").map(String::as_str), Some("0123456789abcdef0123456789abcdef"), "{vars:?}");
+    // The rest the user did not set still comes from the file.
+    assert_eq!(vars.get("ECS_TASK_FAMILY").map(String::as_str), Some("web"));
+    assert!(run.stderr().contains(&format!("task={user_arn}")), "{}", run.stderr());
+    let json = identity(&[], &env).json();
+    assert_eq!(json["task_arn"], user_arn, "{json}");
+    assert_eq!(json["task_arn_source"], "environment");
+    assert_eq!(json["task_id"], "0123456789abcdef0123456789abcdef");
+
+    // An ECS_TASK_ID the user set too is theirs, and so are variables set empty.
+    let mut env = env;
+    env.push(("ECS_TASK_ID", "my-task"));
+    env.push(("ECS_CLUSTER", ""));
+    let vars = workload(&[], &env).workload_env();
+    assert_eq!(vars.get("ECS_TASK_ID").map(String::as_str), Some("my-task"));
+    assert_eq!(vars.get("ECS_CLUSTER").map(String::as_str), Some(""));
+    let json = identity(&[], &env).json();
+    assert_eq!(json["task_id"], "my-task", "{json}");
+    assert_eq!(json["cluster"], Value::Null, "set empty by the user, not filled from the file: {json}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -163,6 +253,100 @@ fn metadata_file_gives_the_task_at_once_and_cgroup_the_container() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Writes `contents` over `file` the way the ECS agent does: a temporary file, renamed.
+fn replace_atomically(file: &std::path::Path, contents: &str) {
+    let temporary = file.with_extension("json.tmp");
+    std::fs::write(&temporary, contents).unwrap();
+    std::fs::rename(&temporary, file).unwrap();
+}
+
+#[test]
+fn under_ecs_the_metadata_file_is_awaited_instead_of_the_pause_containers_bind_mounts() {
+    // ECS on AL2023, awsvpc: private cgroupns (cgroup "/"), bind mounts of the pause container, and a
+    // metadata file that is INITIAL when the container starts and READY ~300 ms later.
+    let own = "7c0d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+    let root = fixture("ecs-al2023-v2-awsvpc");
+    for tag in ["identity", "workload"] {
+        let dir = tempdir(&format!("metadata-awsvpc-{tag}"));
+        let file = dir.join("ecs-container-metadata.json");
+        std::fs::write(&file, METADATA_INITIAL).unwrap();
+        let writer = {
+            let file = file.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                replace_atomically(&file, &metadata_ready(own));
+            })
+        };
+        let path = file.to_string_lossy().into_owned();
+        let env = [("SENTINIT_PROC_ROOT", root.as_str()), ("ECS_CONTAINER_METADATA_FILE", path.as_str())];
+        let args = ["--identity-timeout", "3s"];
+        if tag == "identity" {
+            let json = identity(&args, &env).json();
+            assert_eq!(json["container_id"], own, "{json}");
+            assert_eq!(json["container_id_source"], "metadata-file", "{json}");
+            assert_eq!(json["task_arn_source"], "metadata-file", "{json}");
+        } else {
+            let run = workload(&args, &env);
+            assert_eq!(run.workload_env().get("DOCKER_CONTAINER_ID").map(String::as_str), Some(own));
+            assert!(run.stderr().contains(&format!("START container={own} ")), "{}", run.stderr());
+        }
+        writer.join().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_ready_metadata_file_with_a_malformed_container_id_gives_no_id() {
+    let dir = tempdir("metadata-bad-id");
+    let file = dir.join("ecs-container-metadata.json");
+    let path = file.to_string_lossy().into_owned();
+    for bad in ["3edf87da4c0e", "../../etc/passwd", "e40860c2b55a4200b03c3197f6c59714-12345678901"] {
+        std::fs::write(&file, metadata_ready(bad)).unwrap();
+        let run = workload(
+            &["--identity-timeout", "500ms"],
+            &[("SENTINIT_PROC_ROOT", &fixture("host-login-session")), ("ECS_CONTAINER_METADATA_FILE", &path)],
+        );
+        let env = run.workload_env();
+        assert!(!env.contains_key("DOCKER_CONTAINER_ID"), "{bad}: {env:?}");
+        assert_eq!(env.get("ECS_TASK_FAMILY").map(String::as_str), Some("web"), "the rest of the file counts");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_fifo_dev_zero_or_huge_metadata_file_cannot_hold_up_the_workload() {
+    let dir = tempdir("metadata-hostile");
+    let fifo = dir.join("fifo.json");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(status.success());
+    let huge = dir.join("huge.json");
+    // Valid JSON of 2 MiB: only the size limit can turn it away.
+    std::fs::write(
+        &huge,
+        format!("{{\"TaskARN\": \"arn:aws:ecs:us-west-2:1:task/x\", \"Pad\": \"{}\"}}", "x".repeat(2 << 20)),
+    )
+    .unwrap();
+    for (path, says) in [
+        (fifo.to_string_lossy().into_owned(), "not a regular file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (huge.to_string_lossy().into_owned(), "larger than 1024 KiB"),
+    ] {
+        let run = workload(
+            &["--identity-timeout", "1s"],
+            &[("SENTINIT_PROC_ROOT", &fixture("host-login-session")), ("ECS_CONTAINER_METADATA_FILE", &path)],
+        );
+        assert_eq!(run.output.status.code(), Some(0), "{path}: {:?} {}", run.output.status, run.stderr());
+        assert!(run.elapsed < Duration::from_millis(1000 + 700), "{path}: workload started after {:?}", run.elapsed);
+        let env = run.workload_env();
+        assert!(!env.contains_key("ECS_TASK_ARN"), "{path}");
+        let stderr = run.stderr();
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sentinit: warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{path}: {stderr}");
+        assert!(warnings[0].contains(says), "{path}: {}", warnings[0]);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_ready_metadata_file_beats_the_pause_containers_bind_mounts() {
     let own = "dc6268edf99134400171a2666700e47fdc060bb15ecbf2fa3f7fd53d9f0549a5";
@@ -189,15 +373,11 @@ fn the_metadata_file_is_reread_until_ready() {
     std::fs::write(&file, METADATA_INITIAL).unwrap();
     let path = file.to_string_lossy().into_owned();
     let writer = {
-        let dir = dir.clone();
         let file = file.clone();
         let ready = metadata_ready(own);
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(400));
-            // As the agent does it: a temporary file in the same directory, renamed over the old one.
-            let temporary = dir.join("ecs-container-metadata.json.tmp");
-            std::fs::write(&temporary, ready).unwrap();
-            std::fs::rename(&temporary, &file).unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+            replace_atomically(&file, &ready);
         })
     };
     let run = workload(
@@ -224,7 +404,7 @@ fn a_metadata_file_that_never_gets_ready_costs_at_most_the_budget() {
     let env = run.workload_env();
     assert!(!env.contains_key("DOCKER_CONTAINER_ID"));
     assert_eq!(env.get("ECS_TASK_ID").map(String::as_str), Some("feea4648b33480a0508ca2d215f7e5c1"));
-    assert!(run.elapsed < std::time::Duration::from_millis(700 + 1500), "{:?}", run.elapsed);
+    assert!(run.elapsed < Duration::from_millis(700 + 700), "{:?}", run.elapsed);
     let _ = std::fs::remove_dir_all(dir);
 }
 

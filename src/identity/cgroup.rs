@@ -6,6 +6,12 @@
 //! slices full of other hex (pod UIDs, ECS task IDs). So each path is walked from its innermost
 //! component outwards and a component counts only when, once decorated parts are removed, it is a
 //! whole container ID.
+//!
+//! Innermost also wins across lines: the lines need not agree on depth. With a host cgroup namespace on
+//! cgroup v2, Docker-in-Docker reads `0::/docker/OUT/docker/IN` from `/proc/self/cgroup` but
+//! `/docker/OUT` from `/proc/self/cpuset` (the nearest ancestor with the cpuset controller). A candidate
+//! found at a path that is an ancestor of another candidate's path is an outer container and is
+//! dropped before anything is picked, so not even the hostname can bring it back.
 
 use super::container_id::is_container_id;
 
@@ -15,12 +21,33 @@ const RUNTIME_PREFIXES: [&str; 4] = ["docker-", "cri-containerd-", "crio-", "lib
 /// What the cgroup files say.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CgroupEvidence {
-    /// One entry per line (and for cpuset) that named a container: its innermost ID.
+    /// One entry per line (and for cpuset) that named a container: its innermost ID, unless another
+    /// line names a container nested inside it.
     pub ids: Vec<String>,
     /// The distinct paths read, for explaining a miss.
     pub paths: Vec<String>,
     /// 1 when any v1 hierarchy is listed (hybrid hosts count as v1), 2 for a lone `0::` line.
     pub version: Option<u8>,
+    /// Every line's innermost ID with where it sat, while scanning.
+    found: Vec<Found>,
+}
+
+/// A container ID and the cgroup path down to (and including) the component that named it.
+#[derive(Debug, PartialEq, Eq)]
+struct Found {
+    id: String,
+    at: String,
+}
+
+/// `found` without the candidates whose path is an ancestor of another candidate's path (the outer
+/// containers of a nested setup).
+fn innermost_only(found: &[Found]) -> Vec<&Found> {
+    found
+        .iter()
+        .filter(|outer| {
+            !found.iter().any(|inner| inner.id != outer.id && inner.at.starts_with(&format!("{}/", outer.at)))
+        })
+        .collect()
 }
 
 /// Scans the contents of `/proc/self/cgroup` and `/proc/self/cpuset` (either may be missing).
@@ -44,6 +71,8 @@ pub fn scan(cgroup: Option<&str>, cpuset: Option<&str>) -> CgroupEvidence {
     if let Some(path) = cpuset {
         evidence.note(path);
     }
+    evidence.ids = innermost_only(&evidence.found).into_iter().map(|found| found.id.clone()).collect();
+    evidence.found.clear();
     evidence.version = if saw_v1 {
         Some(1)
     } else if saw_v2 {
@@ -57,8 +86,8 @@ pub fn scan(cgroup: Option<&str>, cpuset: Option<&str>) -> CgroupEvidence {
 impl CgroupEvidence {
     fn note(&mut self, path: &str) {
         let path = path.trim();
-        if let Some(id) = innermost_id(path) {
-            self.ids.push(id);
+        if let Some((id, at)) = innermost(path) {
+            self.found.push(Found { id, at });
         }
         if !self.paths.iter().any(|p| p == path) {
             self.paths.push(path.to_string());
@@ -67,8 +96,15 @@ impl CgroupEvidence {
 }
 
 /// The container ID nearest the leaf of one cgroup path, if any component is one.
-pub fn innermost_id(path: &str) -> Option<String> {
-    path.trim().rsplit('/').find_map(component_id)
+#[cfg(test)]
+fn innermost_id(path: &str) -> Option<String> {
+    innermost(path).map(|(id, _)| id)
+}
+
+/// The container ID nearest the leaf of `path`, and the path down to the component that named it.
+fn innermost(path: &str) -> Option<(String, String)> {
+    let components: Vec<&str> = path.trim().split('/').collect();
+    (0..components.len()).rev().find_map(|i| component_id(components[i]).map(|id| (id, components[..=i].join("/"))))
 }
 
 /// One path component reduced to a container ID, or `None`.
@@ -155,9 +191,30 @@ mod tests {
         assert!(evidence.ids.iter().all(|id| id == ID));
 
         let v2 = scan(Some("0::/\n"), Some("/\n"));
-        assert_eq!(v2, CgroupEvidence { ids: vec![], paths: vec!["/".to_string()], version: Some(2) });
+        assert_eq!(v2, CgroupEvidence { ids: vec![], paths: vec!["/".to_string()], version: Some(2), found: vec![] });
 
         assert_eq!(scan(None, None), CgroupEvidence::default());
         assert_eq!(scan(Some("garbage\n\n"), None), CgroupEvidence::default());
+    }
+
+    #[test]
+    fn an_outer_container_on_another_line_is_dropped() {
+        // v2, host cgroupns, Docker-in-Docker: cpuset stops at the outer container.
+        let evidence = scan(Some(&format!("0::/docker/{OUTER}/docker/{ID}\n")), Some(&format!("/docker/{OUTER}\n")));
+        assert_eq!(evidence.ids, vec![ID.to_string()]);
+        // The same with systemd naming on the outside, in either order of lines.
+        let evidence = scan(
+            Some(&format!(
+                "1:name=systemd:/system.slice/docker-{OUTER}.scope\n0::/system.slice/docker-{OUTER}.scope/docker/{ID}\n"
+            )),
+            None,
+        );
+        assert_eq!(evidence.ids, vec![ID.to_string()]);
+        // Siblings are not ancestors: still two candidates.
+        let evidence = scan(Some(&format!("1:name=systemd:/docker/{OUTER}\n0::/docker/{ID}\n")), None);
+        assert_eq!(evidence.ids, vec![OUTER.to_string(), ID.to_string()]);
+        // A prefix of the text that is not a whole path component is not an ancestor.
+        let evidence = scan(Some(&format!("1:name=systemd:/docker/{OUTER}\n0::/docker/{OUTER}x/{ID}\n")), None);
+        assert_eq!(evidence.ids.len(), 2);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Shared by every source so that the cgroup scan, mountinfo, the metadata file and the ECS endpoints
 //! all accept exactly the same shapes: 64 lowercase hex (Docker, containerd, CRI-O, podman, ECS on EC2)
-//! or `<32 hex>-<digits>` (Fargate; 8, 9 and 10 digits have been seen, so the count is not fixed).
+//! or `<32 hex>-<digits>` (Fargate; 8, 9 and 10 digits have been seen, so the count is not fixed, but
+//! the number is a 32-bit decimal: at most 10 digits).
 
 /// True for a full container ID as runtimes write it.
 pub fn is_container_id(text: &str) -> bool {
@@ -15,14 +16,15 @@ pub fn is_full_docker_id(text: &str) -> bool {
     text.len() == 64 && is_lower_hex(text)
 }
 
-/// `<32 hex>-<digits>`, the Fargate platform's container ID. The digit count is bounded only loosely:
-/// a bare timestamp-like number of any sensible length, never a second dash.
+/// `<32 hex>-<digits>`, the Fargate platform's container ID. The suffix is a 32-bit unsigned decimal
+/// (8, 9 and 10 digits have been seen), so 1 to 10 digits that fit in a `u32`; never a second dash.
 fn is_fargate_id(text: &str) -> bool {
     let Some((task, suffix)) = text.split_once('-') else { return false };
     task.len() == 32
         && is_lower_hex(task)
-        && (1..=20).contains(&suffix.len())
+        && (1..=10).contains(&suffix.len())
         && suffix.bytes().all(|b| b.is_ascii_digit())
+        && suffix.parse::<u32>().is_ok()
 }
 
 fn is_lower_hex(text: &str) -> bool {
@@ -86,6 +88,12 @@ mod tests {
         assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714"));
         assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-"));
         assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-12a"));
+        // The suffix is a 32-bit decimal: 11 digits, 20 digits and 2^32 are not Fargate IDs.
+        assert!(is_container_id("e40860c2b55a4200b03c3197f6c59714-4294967295"));
+        assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-4294967296"));
+        assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-28864396921"));
+        assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-12345678901234567890"));
+        assert!(!is_container_id("e40860c2b55a4200b03c3197f6c59714-+123"));
         assert!(!is_container_id("3"));
         assert!(!is_container_id("pod1d2c3b4a-0000-1111-2222-333344445555"));
         assert!(!is_container_id("1d2c3b4a-0000-1111-2222-333344445555"));

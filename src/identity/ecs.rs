@@ -20,9 +20,17 @@ const LABEL_CONTAINER_NAME: &str = "com.amazonaws.ecs.container-name";
 const LABEL_FAMILY: &str = "com.amazonaws.ecs.task-definition-family";
 const LABEL_REVISION: &str = "com.amazonaws.ecs.task-definition-version";
 
+/// What one TMDS base URI said.
+pub struct TmdsAnswer {
+    pub facts: EcsFacts,
+    /// False when the container document got no HTTP response at all (refused, timed out, reset,
+    /// not HTTP): only then is the other TMDS version worth asking.
+    pub answered: bool,
+}
+
 /// Asks a TMDS base URI (`ECS_CONTAINER_METADATA_URI_V4` or `ECS_CONTAINER_METADATA_URI`) for this
 /// container and, if the labels did not say it all, its task. `notes` collects why something is missing.
-pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> EcsFacts {
+pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
     let base = base.trim_end_matches('/');
     let mut facts = EcsFacts::default();
     match fetch_json(base, deadline) {
@@ -31,7 +39,7 @@ pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> Ecs
             notes.push(format!("{base}: {}", failure.reason));
             // Nothing answered at all: the task document lives on the same server.
             if !failure.server_answered {
-                return facts;
+                return TmdsAnswer { facts, answered: false };
             }
         }
     }
@@ -42,7 +50,7 @@ pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> Ecs
             Err(failure) => notes.push(format!("{url}: {}", failure.reason)),
         }
     }
-    facts
+    TmdsAnswer { facts, answered: true }
 }
 
 /// Asks the introspection API at `agent` which task the container `docker_id` belongs to, and the
@@ -127,7 +135,7 @@ struct Failure {
     server_answered: bool,
 }
 
-/// GETs `url` and parses a JSON object, or says why not (the caller warns once per endpoint).
+/// GETs `url` and parses a JSON object, or says why not (the resolver sums all that up in one warning).
 fn fetch_json(url: &str, deadline: Instant) -> Result<Value, Failure> {
     let response = http::get(url, deadline)
         .map_err(|e| Failure { server_answered: matches!(e, FetchError::TooLarge), reason: e.to_string() })?;

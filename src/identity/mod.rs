@@ -2,11 +2,14 @@
 //! starts and exported to it, so that a failed or OOM-killed task can be tied to its logs after ECS
 //! has forgotten it.
 //!
-//! Sources, in order of trust for the container ID: the ECS task metadata endpoint (`DockerId`), the
-//! cgroup paths, the runtime's bind mounts in mountinfo, the ECS container metadata file. For the task
-//! ARN: the task metadata endpoint, the metadata file, and (only when configured) the ECS agent's
-//! introspection API. The hostname is never an ID; at most it breaks a tie. Everything runs within
-//! `--identity-timeout`; with no ECS variables and no agent URL nothing touches the network.
+//! A variable the user set wins, and not only in the workload's environment: it is the identity
+//! sentinit prints and uses (source `environment`). Otherwise, in order of trust for the container ID:
+//! the ECS task metadata endpoint (`DockerId`), the cgroup paths, then either the runtime's bind mounts
+//! in mountinfo (outside ECS) or the ECS container metadata file once READY (under ECS, where the bind
+//! mounts may be the pause container's). For the task ARN: the task metadata endpoint, the metadata
+//! file, and (only when configured) the ECS agent's introspection API. The hostname is never an ID; at
+//! most it breaks a tie. Everything runs within `--identity-timeout`, with at most one warning line;
+//! with no ECS variables and no agent URL nothing touches the network.
 
 mod cgroup;
 mod container_id;
@@ -26,6 +29,23 @@ use std::time::{Duration, Instant};
 /// How often the metadata file is re-read while waiting for it to become READY.
 const METADATA_FILE_POLL: Duration = Duration::from_millis(100);
 
+/// Variables whose presence means "this runs under the ECS agent". There, the runtime's bind mounts
+/// may be the task's pause container's (awsvpc), so mountinfo is not evidence of the container ID.
+const ECS_ENVIRONMENT: [&str; 3] =
+    ["ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI", "ECS_CONTAINER_METADATA_FILE"];
+
+/// The exported variables, which the user may set to override what sentinit finds.
+const DOCKER_CONTAINER_ID: &str = "DOCKER_CONTAINER_ID";
+const ECS_TASK_ARN: &str = "ECS_TASK_ARN";
+const ECS_TASK_ID: &str = "ECS_TASK_ID";
+const ECS_CLUSTER: &str = "ECS_CLUSTER";
+const ECS_TASK_FAMILY: &str = "ECS_TASK_FAMILY";
+const ECS_TASK_REVISION: &str = "ECS_TASK_REVISION";
+const ECS_CONTAINER_NAME: &str = "ECS_CONTAINER_NAME";
+
+/// The source of a value the user set in the environment.
+const FROM_ENVIRONMENT: &str = "environment";
+
 /// What sentinit found out about itself; every value is optional and carries its source.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
@@ -38,10 +58,14 @@ pub struct Identity {
     pub revision: Option<String>,
     pub container_name: Option<String>,
     pub cgroup_version: Option<u8>,
+    /// `ECS_TASK_ID` as the user set it (empty: set empty); `None` derives it from the task ARN.
+    pub explicit_task_id: Option<String>,
 }
 
 /// Resolves the identity within `config.identity_timeout`; never fails. `env` is sentinit's own
-/// environment (the ECS agent's variables are read from it).
+/// environment: the ECS agent's variables are read from it, and so are the exported variables
+/// themselves, because a value the user set wins (it is what the workload will see, so it is also
+/// what the START line, `--identity`, the report and the introspection lookup use).
 pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
     let deadline = Instant::now() + config.identity_timeout;
     let var = |name: &str| {
@@ -53,46 +77,44 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
             .map(str::to_string)
     };
     let mut resolver = Resolver::default();
+    resolver.take_explicit(env);
 
     // Local files first: they cost microseconds, and the network may use up the whole budget.
     let proc_root = paths::proc_root();
     let cgroup_text = read_text(&proc_root.join("self/cgroup"));
     let cpuset_text = read_text(&proc_root.join("self/cpuset"));
     let cgroups = cgroup::scan(cgroup_text.as_deref(), cpuset_text.as_deref());
-    let mounts = read_text(&proc_root.join("self/mountinfo")).map(|text| mountinfo::scan(&text)).unwrap_or_default();
     let hostname = read_text(&proc_root.join("sys/kernel/hostname"));
+    let ecs_environment: Vec<&str> = ECS_ENVIRONMENT.into_iter().filter(|name| var(name).is_some()).collect();
     let metadata_path = var("ECS_CONTAINER_METADATA_FILE");
-    let mut metadata = metadata_path.as_deref().and_then(|path| read_metadata_file(path, &mut resolver));
+    let mut metadata = metadata_path.as_deref().and_then(|path| resolver.read_metadata_file(path));
     resolver.identity.cgroup_version = cgroups.version.or_else(|| unified_hierarchy_version(&paths::sys_root()));
 
-    // 1. The task metadata endpoint.
-    let tmds =
-        [("ECS_CONTAINER_METADATA_URI_V4", "ecs-metadata-v4"), ("ECS_CONTAINER_METADATA_URI", "ecs-metadata-v3")];
-    let mut asked_tmds = false;
-    for (variable, source) in tmds {
-        let Some(base) = var(variable) else { continue };
-        if asked_tmds && resolver.identity.container_id.is_some() && resolver.identity.task_arn.is_some() {
-            break;
-        }
-        asked_tmds = true;
-        let mut notes = Vec::new();
-        let facts = ecs::query_tmds(&base, deadline, &mut notes);
-        for note in &notes {
-            warn!("ECS task metadata {note}");
-        }
-        resolver.id_notes.extend(notes.iter().map(|n| format!("{variable}: {n}")));
-        resolver.task_notes.extend(notes.iter().map(|n| format!("{variable}: {n}")));
-        resolver.take_container_id(facts.container_id.clone(), source);
-        resolver.take_task(&facts, source);
+    // 1. The task metadata endpoint: v4, and v3 only when v4 is not set or did not answer at all (a
+    // v4 that answers, even with 404, knows better than v3, whose errors are 500s that would be
+    // retried until the deadline).
+    let v4 = var("ECS_CONTAINER_METADATA_URI_V4");
+    let v3 = var("ECS_CONTAINER_METADATA_URI");
+    let mut v4_answered = false;
+    if let Some(base) = &v4 {
+        v4_answered = resolver.ask_tmds(base, "ECS_CONTAINER_METADATA_URI_V4", "ecs-metadata-v4", deadline);
     }
-    if !asked_tmds {
-        let note = "no ECS task metadata endpoint (ECS_CONTAINER_METADATA_URI[_V4] unset)";
-        resolver.id_notes.push(note.to_string());
-        resolver.task_notes.push(note.to_string());
+    match (&v3, v4_answered) {
+        (Some(base), false) => {
+            if v4.is_some() {
+                debug!("ECS_CONTAINER_METADATA_URI_V4 gave no answer; asking ECS_CONTAINER_METADATA_URI (v3)");
+            }
+            resolver.ask_tmds(base, "ECS_CONTAINER_METADATA_URI", "ecs-metadata-v3", deadline);
+        }
+        (Some(_), true) => debug!("ECS_CONTAINER_METADATA_URI (v3) not asked: the v4 endpoint answered"),
+        (None, _) => {}
+    }
+    if v4.is_none() && v3.is_none() {
+        resolver.note_both("no ECS task metadata endpoint (ECS_CONTAINER_METADATA_URI[_V4] unset)");
     }
 
     // 2. cgroup paths.
-    if resolver.identity.container_id.is_none() {
+    if resolver.wants_container_id() {
         match pick(&cgroups.ids, hostname.as_deref()) {
             Pick::One(id) => resolver.take_container_id(Some(id), "cgroup"),
             Pick::None => resolver.id_notes.push(match &cgroup_text {
@@ -105,49 +127,46 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
         }
     }
 
-    // 3. The runtime's bind mounts; 4. the metadata file once READY.
-    if resolver.identity.container_id.is_none() {
-        let from_mounts = match (mounts.secrets_id.clone(), pick(&mounts.ids, hostname.as_deref())) {
-            (Some(id), _) | (None, Pick::One(id)) => Some(id),
-            (None, Pick::None) => {
-                resolver.id_notes.push("no runtime bind mount names a container in mountinfo".to_string());
-                None
+    // 3. Outside ECS, the runtime's bind mounts. 4. Under ECS, the metadata file once READY, instead:
+    // there the bind mounts may be the pause container's (awsvpc), and a wrong ID is worse than none.
+    if resolver.wants_container_id() {
+        if ecs_environment.is_empty() {
+            let mounts = read_text(&proc_root.join("self/mountinfo")).map(|text| mountinfo::scan(&text));
+            let mounts = mounts.unwrap_or_default();
+            match (mounts.secrets_id.clone(), pick(&mounts.ids, hostname.as_deref())) {
+                (Some(id), _) | (None, Pick::One(id)) => resolver.take_container_id(Some(id), "mountinfo"),
+                (None, Pick::None) => {
+                    resolver.id_notes.push("no runtime bind mount names a container in mountinfo".to_string())
+                }
+                (None, Pick::Ambiguous(ids)) => {
+                    resolver.id_notes.push(format!("mountinfo names several containers: {}", ids.join(", ")))
+                }
             }
-            (None, Pick::Ambiguous(ids)) => {
-                resolver.id_notes.push(format!("mountinfo names several containers: {}", ids.join(", ")));
-                None
-            }
-        };
-        if resolver.identity.container_id.is_none() && from_mounts.is_none() && !resolver.metadata_file_broken {
+        } else {
+            resolver.id_notes.push(format!(
+                "mountinfo not used under ECS ({} set): its bind mounts may be the task's pause container's",
+                ecs_environment.join(", ")
+            ));
             if let Some(path) = &metadata_path {
-                metadata = poll_metadata_file(path, metadata, deadline, &mut resolver);
+                if !resolver.metadata_file_broken {
+                    metadata = poll_metadata_file(path, metadata, deadline, &mut resolver);
+                }
+                let from_file = metadata.as_ref().and_then(|m| m.facts.container_id.clone());
+                resolver.take_container_id(from_file, "metadata-file");
             }
-        }
-        let from_file = metadata.as_ref().and_then(|m| m.facts.container_id.clone());
-        match (from_mounts, from_file) {
-            // Under a shared network namespace the bind mounts are the pause container's; the file
-            // is written by the ECS agent for this very container, so it wins a disagreement.
-            (Some(mounted), Some(file)) if mounted != file => {
-                debug!("mountinfo names {mounted} but the ECS container metadata file says {file}; taking the file");
-                resolver.take_container_id(Some(file), "metadata-file");
-            }
-            (Some(mounted), _) => resolver.take_container_id(Some(mounted), "mountinfo"),
-            (None, Some(file)) => resolver.take_container_id(Some(file), "metadata-file"),
-            (None, None) => {}
         }
     }
     if metadata_path.is_none() {
-        let note = "no ECS container metadata file (ECS_CONTAINER_METADATA_FILE unset)";
-        resolver.id_notes.push(note.to_string());
-        resolver.task_notes.push(note.to_string());
+        resolver.note_both("no ECS container metadata file (ECS_CONTAINER_METADATA_FILE unset)");
     }
     if let Some(file) = &metadata {
         resolver.take_task(&file.facts, "metadata-file");
     }
 
-    if resolver.identity.task_arn.is_none() {
+    if resolver.wants(ECS_TASK_ARN) {
         ask_introspection(config.ecs_agent_url.as_deref(), deadline, &mut resolver);
     }
+    resolver.report_problems();
     resolver.explain_gaps();
     resolver.identity
 }
@@ -166,9 +185,7 @@ fn ask_introspection(agent: Option<&str>, deadline: Instant, resolver: &mut Reso
             EcsFacts::default()
         }
     };
-    for note in &notes {
-        warn!("ECS agent introspection: {note}");
-    }
+    resolver.problems.extend(notes.iter().map(|note| format!("ECS agent introspection: {note}")));
     resolver.task_notes.extend(notes);
     resolver.take_task(&facts, "ecs-introspection");
 }
@@ -179,59 +196,193 @@ struct Resolver {
     identity: Identity,
     id_notes: Vec<String>,
     task_notes: Vec<String>,
-    /// The metadata file was malformed: warned about once, not waited for.
+    /// Failed endpoints, malformed JSON, an unusable metadata file: summed up in one warning.
+    problems: Vec<String>,
+    /// Exported variables the user set (even empty): never filled from another source.
+    explicit: Vec<&'static str>,
+    /// The metadata file was unusable: warned about once, not waited for.
     metadata_file_broken: bool,
 }
 
 impl Resolver {
+    /// Takes the exported variables the user already set as the identity, source `environment`. One
+    /// set empty stays unresolved (the workload sees it empty) and is not looked for.
+    fn take_explicit(&mut self, env: &[(OsString, OsString)]) {
+        for name in [
+            DOCKER_CONTAINER_ID,
+            ECS_TASK_ARN,
+            ECS_TASK_ID,
+            ECS_CLUSTER,
+            ECS_TASK_FAMILY,
+            ECS_TASK_REVISION,
+            ECS_CONTAINER_NAME,
+        ] {
+            let Some((_, value)) = env.iter().find(|(key, _)| key == name) else { continue };
+            let value = value.to_string_lossy().into_owned();
+            debug!("{name} set in the environment ({value:?}): using it as given");
+            self.explicit.push(name);
+            let identity = &mut self.identity;
+            if name == ECS_TASK_ID {
+                identity.explicit_task_id = Some(value);
+                continue;
+            }
+            let value = (!value.is_empty()).then_some(value);
+            match name {
+                DOCKER_CONTAINER_ID => {
+                    identity.container_id_source = value.as_ref().map(|_| FROM_ENVIRONMENT);
+                    identity.container_id = value;
+                }
+                ECS_TASK_ARN => {
+                    identity.task_arn_source = value.as_ref().map(|_| FROM_ENVIRONMENT);
+                    identity.task_arn = value;
+                }
+                ECS_CLUSTER => identity.cluster = value,
+                ECS_TASK_FAMILY => identity.family = value,
+                ECS_TASK_REVISION => identity.revision = value,
+                _ => identity.container_name = value,
+            }
+        }
+    }
+
+    /// True while `variable` is neither set by the user nor resolved.
+    fn wants(&self, variable: &str) -> bool {
+        let identity = &self.identity;
+        let resolved = match variable {
+            DOCKER_CONTAINER_ID => identity.container_id.is_some(),
+            ECS_TASK_ARN => identity.task_arn.is_some(),
+            ECS_CLUSTER => identity.cluster.is_some(),
+            ECS_TASK_FAMILY => identity.family.is_some(),
+            ECS_TASK_REVISION => identity.revision.is_some(),
+            ECS_CONTAINER_NAME => identity.container_name.is_some(),
+            _ => false,
+        };
+        !resolved && !self.explicit.contains(&variable)
+    }
+
+    fn wants_container_id(&self) -> bool {
+        self.wants(DOCKER_CONTAINER_ID)
+    }
+
+    fn note_both(&mut self, note: &str) {
+        self.id_notes.push(note.to_string());
+        self.task_notes.push(note.to_string());
+    }
+
+    /// Asks one TMDS base URI; true when it gave an HTTP answer at all.
+    fn ask_tmds(&mut self, base: &str, variable: &str, source: &'static str, deadline: Instant) -> bool {
+        let mut notes = Vec::new();
+        let answer = ecs::query_tmds(base, deadline, &mut notes);
+        self.problems.extend(notes.iter().map(|note| format!("ECS task metadata {note}")));
+        for note in &notes {
+            self.note_both(&format!("{variable}: {note}"));
+        }
+        self.take_container_id(answer.facts.container_id.clone(), source);
+        self.take_task(&answer.facts, source);
+        answer.answered
+    }
+
     fn take_container_id(&mut self, id: Option<String>, source: &'static str) {
-        if let (None, Some(id)) = (&self.identity.container_id, id) {
+        if let (true, Some(id)) = (self.wants_container_id(), id) {
             debug!("container ID {id} from {source}");
             self.identity.container_id = Some(id);
             self.identity.container_id_source = Some(source);
         }
     }
 
-    /// Takes the task facts of one source where nothing more trusted has filled them yet.
+    /// Takes the task facts of one source where nothing more trusted (or the user) has filled them.
     fn take_task(&mut self, facts: &EcsFacts, source: &'static str) {
-        let identity = &mut self.identity;
-        if identity.task_arn.is_none() {
+        if self.wants(ECS_TASK_ARN) {
             if let Some(arn) = &facts.task_arn {
                 debug!("task ARN {arn} from {source}");
-                identity.task_arn = Some(arn.clone());
-                identity.task_arn_source = Some(source);
+                self.identity.task_arn = Some(arn.clone());
+                self.identity.task_arn_source = Some(source);
             }
         }
-        for (slot, value) in [
-            (&mut identity.cluster, &facts.cluster),
-            (&mut identity.family, &facts.family),
-            (&mut identity.revision, &facts.revision),
-            (&mut identity.container_name, &facts.container_name),
+        for (variable, value) in [
+            (ECS_CLUSTER, &facts.cluster),
+            (ECS_TASK_FAMILY, &facts.family),
+            (ECS_TASK_REVISION, &facts.revision),
+            (ECS_CONTAINER_NAME, &facts.container_name),
         ] {
-            if slot.is_none() {
-                slot.clone_from(value);
+            if !self.wants(variable) {
+                continue;
             }
+            let identity = &mut self.identity;
+            let slot = match variable {
+                ECS_CLUSTER => &mut identity.cluster,
+                ECS_TASK_FAMILY => &mut identity.family,
+                ECS_TASK_REVISION => &mut identity.revision,
+                _ => &mut identity.container_name,
+            };
+            slot.clone_from(value);
+        }
+    }
+
+    /// One read of the metadata file; an unusable file is noted once and then left alone.
+    fn read_metadata_file(&mut self, path: &str) -> Option<metadata_file::MetadataFile> {
+        match metadata_file::read(path) {
+            Ok(file) => Some(file),
+            Err(metadata_file::ReadError::Missing) => {
+                self.id_notes.push(format!("ECS_CONTAINER_METADATA_FILE {path} does not exist (yet)"));
+                None
+            }
+            Err(metadata_file::ReadError::Broken(reason)) => {
+                self.metadata_file_broken = true;
+                self.problems.push(format!("ECS container metadata file {path}: {reason}; ignoring it"));
+                self.note_both(&format!("ECS container metadata file {path}: {reason}"));
+                None
+            }
+        }
+    }
+
+    /// At most one warning for the whole resolution: the first problem, and how many more there were
+    /// (all of them with `-v`).
+    fn report_problems(&self) {
+        let Some(first) = self.problems.first() else { return };
+        match self.problems.len() - 1 {
+            0 => warn!("{first}"),
+            more => {
+                warn!("{first} (and {more} more identity problem{}; -v lists them)", if more == 1 { "" } else { "s" })
+            }
+        }
+        for problem in &self.problems[1..] {
+            debug!("also: {problem}");
         }
     }
 
     /// With `-v`: one line per variable that will not be exported, saying why.
     fn explain_gaps(&self) {
         let identity = &self.identity;
+        let set_empty = |variable: &str| format!("{variable} is set empty in the environment; left as it is");
         if identity.container_id.is_none() {
-            debug!("DOCKER_CONTAINER_ID not set: {}", self.id_notes.join("; "));
+            if self.explicit.contains(&DOCKER_CONTAINER_ID) {
+                debug!("{}", set_empty(DOCKER_CONTAINER_ID));
+            } else {
+                debug!("DOCKER_CONTAINER_ID not set: {}", self.id_notes.join("; "));
+            }
         }
         if identity.task_arn.is_none() {
-            debug!("ECS_TASK_ARN not set: {}", self.task_notes.join("; "));
+            if self.explicit.contains(&ECS_TASK_ARN) {
+                debug!("{}", set_empty(ECS_TASK_ARN));
+            } else {
+                debug!("ECS_TASK_ARN not set: {}", self.task_notes.join("; "));
+            }
+        }
+        if identity.task_id().is_none() && !self.explicit.contains(&ECS_TASK_ID) {
             debug!("ECS_TASK_ID not set: no task ARN");
         }
         for (variable, value) in [
-            ("ECS_CLUSTER", &identity.cluster),
-            ("ECS_TASK_FAMILY", &identity.family),
-            ("ECS_TASK_REVISION", &identity.revision),
-            ("ECS_CONTAINER_NAME", &identity.container_name),
+            (ECS_CLUSTER, &identity.cluster),
+            (ECS_TASK_FAMILY, &identity.family),
+            (ECS_TASK_REVISION, &identity.revision),
+            (ECS_CONTAINER_NAME, &identity.container_name),
         ] {
             if value.is_none() {
-                debug!("{variable} not set: no ECS source gave it");
+                if self.explicit.contains(&variable) {
+                    debug!("{}", set_empty(variable));
+                } else {
+                    debug!("{variable} not set: no ECS source gave it");
+                }
             }
         }
     }
@@ -246,28 +397,8 @@ fn unified_hierarchy_version(sys_root: &Path) -> Option<u8> {
     sys_root.join("fs/cgroup/cgroup.controllers").exists().then_some(2)
 }
 
-/// One read of the metadata file; a broken file is reported once and then left alone.
-fn read_metadata_file(path: &str, resolver: &mut Resolver) -> Option<metadata_file::MetadataFile> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            resolver.id_notes.push(format!("cannot read ECS_CONTAINER_METADATA_FILE {path}: {e}"));
-            return None;
-        }
-    };
-    match metadata_file::parse(&bytes) {
-        Ok(file) => Some(file),
-        Err(reason) => {
-            warn!("ECS container metadata file {path}: {reason}; ignoring it");
-            resolver.id_notes.push(format!("ECS container metadata file {path}: {reason}"));
-            resolver.metadata_file_broken = true;
-            None
-        }
-    }
-}
-
 /// Re-reads the metadata file until it is READY or the deadline comes; the agent marks it READY
-/// shortly after the container starts. A malformed file is not waited for.
+/// shortly after the container starts. An unusable file is not waited for.
 fn poll_metadata_file(
     path: &str,
     mut latest: Option<metadata_file::MetadataFile>,
@@ -276,6 +407,11 @@ fn poll_metadata_file(
 ) -> Option<metadata_file::MetadataFile> {
     loop {
         if latest.as_ref().is_some_and(|file| file.ready) {
+            if latest.as_ref().is_some_and(|file| file.facts.container_id.is_none()) {
+                resolver
+                    .id_notes
+                    .push(format!("the ECS container metadata file {path} is READY without a valid ContainerID"));
+            }
             return latest;
         }
         if Instant::now() + METADATA_FILE_POLL > deadline {
@@ -285,25 +421,28 @@ fn poll_metadata_file(
             return latest;
         }
         std::thread::sleep(METADATA_FILE_POLL);
-        // A missing file may still appear; a malformed one stays malformed (writes are atomic
-        // renames), so that is reported once and not waited for.
-        if let Ok(bytes) = std::fs::read(path) {
-            match metadata_file::parse(&bytes) {
-                Ok(file) => latest = Some(file),
-                Err(reason) => {
-                    warn!("ECS container metadata file {path}: {reason}; ignoring it");
-                    resolver.id_notes.push(format!("ECS container metadata file {path}: {reason}"));
-                    return latest;
-                }
+        // Re-opened each time: the agent replaces the file by an atomic rename. A missing file may
+        // still appear; an unusable one stays so and is not waited for.
+        match metadata_file::read(path) {
+            Ok(file) => latest = Some(file),
+            Err(metadata_file::ReadError::Missing) => {}
+            Err(metadata_file::ReadError::Broken(reason)) => {
+                resolver.problems.push(format!("ECS container metadata file {path}: {reason}; ignoring it"));
+                resolver.id_notes.push(format!("ECS container metadata file {path}: {reason}"));
+                return latest;
             }
         }
     }
 }
 
 impl Identity {
-    /// The ECS task ID: the last component of the task ARN.
+    /// The ECS task ID: as the user set it, else the last component of the task ARN (the user's, if
+    /// they set that).
     pub fn task_id(&self) -> Option<String> {
-        self.task_arn.as_deref().and_then(task_id_of)
+        match &self.explicit_task_id {
+            Some(explicit) => (!explicit.is_empty()).then(|| explicit.clone()),
+            None => self.task_arn.as_deref().and_then(task_id_of),
+        }
     }
 
     /// The variables to export to the workload: (name, value) for every resolved value.

@@ -7,6 +7,12 @@
 //! Docker Desktop and separate `/var/lib` filesystems all differ), but the directory shape is. Overlay
 //! layer IDs (`upperdir=…`) live in the mount options, which are never read.
 //!
+//! Only the runtime's own mounts count: the mount point must be one of the files the runtime puts
+//! there (`/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`, CRI-O's `/run/secrets`), with the same
+//! name as the source. A user's bind of some other container's directory (a backup of
+//! `/var/lib/docker/containers`, say, mounted at `/data`) has the right source shape but names
+//! another container.
+//!
 //! Known limit: under a shared network namespace (ECS awsvpc, Kubernetes pods, `--network
 //! container:X`) these files belong to the namespace's owner, the pause container. The resolver
 //! therefore ranks cgroup evidence above this.
@@ -15,6 +21,9 @@ use super::container_id::is_container_id;
 
 /// Files Docker keeps in `containers/<id>/` and bind-mounts into the container.
 const DOCKER_BIND_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
+/// Where runtimes mount those files inside the container.
+const RUNTIME_MOUNT_POINTS: [&str; 4] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/run/secrets"];
 
 /// What mountinfo says.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -33,6 +42,9 @@ pub fn scan(mountinfo: &str) -> MountEvidence {
         // Fields: id parent major:minor root mount-point options [optional…] - fstype source super.
         let mut fields = line.split(' ');
         let (Some(root), Some(mount_point)) = (fields.nth(3), fields.next()) else { continue };
+        if !is_runtime_mount(root, mount_point) {
+            continue;
+        }
         if let Some(id) = runtime_bind_id(root) {
             if mount_point == "/run/secrets" {
                 evidence.secrets_id = Some(id.clone());
@@ -41,6 +53,12 @@ pub fn scan(mountinfo: &str) -> MountEvidence {
         }
     }
     evidence
+}
+
+/// True when `mount_point` is where a runtime puts one of its per-container files, and the source is
+/// that same file (`…/hostname` on `/etc/hostname`).
+fn is_runtime_mount(root: &str, mount_point: &str) -> bool {
+    RUNTIME_MOUNT_POINTS.contains(&mount_point) && root.rsplit('/').next() == mount_point.rsplit('/').next()
 }
 
 /// The container ID in a bind mount's root (its path inside the source filesystem), if the path has
@@ -71,12 +89,12 @@ mod tests {
 
     #[test]
     fn docker_binds_wherever_the_data_root_is() {
-        for root in [
-            format!("/var/lib/docker/containers/{ID}/hostname"),
-            format!("/docker/containers/{ID}/resolv.conf"),
-            format!("/home/ci/.local/share/docker/containers/{ID}/hosts"),
+        for (root, mount_point) in [
+            (format!("/var/lib/docker/containers/{ID}/hostname"), "/etc/hostname"),
+            (format!("/docker/containers/{ID}/resolv.conf"), "/etc/resolv.conf"),
+            (format!("/home/ci/.local/share/docker/containers/{ID}/hosts"), "/etc/hosts"),
         ] {
-            assert_eq!(scan(&line(&root, "/etc/hostname")).ids, vec![ID.to_string()], "{root}");
+            assert_eq!(scan(&line(&root, mount_point)).ids, vec![ID.to_string()], "{root}");
         }
     }
 
@@ -87,6 +105,16 @@ mod tests {
         let evidence = scan(&text);
         assert_eq!(evidence.ids.len(), 2);
         assert_eq!(evidence.secrets_id.as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn only_the_runtimes_own_mount_points_count() {
+        let other = LAYER;
+        let text = line(&format!("/var/lib/docker/containers/{ID}/resolv.conf"), "/etc/resolv.conf")
+            + &line(&format!("/backup/containers/{other}/resolv.conf"), "/data/resolv.conf")
+            + &line(&format!("/backup/containers/{other}/hostname"), "/etc/hosts")
+            + &line(&format!("/containers/overlay-containers/{other}/userdata/hostname"), "/mnt/hostname");
+        assert_eq!(scan(&text).ids, vec![ID.to_string()]);
     }
 
     #[test]

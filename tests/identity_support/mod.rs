@@ -50,16 +50,44 @@ impl Run {
     }
 }
 
+/// How long a run may take before the test kills it: far above any budget the tests use, so that a
+/// sentinit that blocks (on a FIFO, say) fails its test instead of hanging the suite.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     let started = Instant::now();
-    let output = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
         .envs(env.iter().copied())
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run sentinit");
-    Run { output, elapsed: started.elapsed() }
+    let pipe_reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = pipe_reader(Box::new(child.stdout.take().unwrap()));
+    let stderr = pipe_reader(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for sentinit") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            break child.wait().expect("wait for sentinit");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = started.elapsed();
+    let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+    Run { output, elapsed }
 }
 
 /// `sentinit --identity` on the fixture `proc_root`.
@@ -74,6 +102,66 @@ pub fn workload(extra_args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args = extra_args.to_vec();
     args.extend_from_slice(&["--", "env"]);
     run(&args, env)
+}
+
+/// A copy of the fixture `name` in a fresh directory, with `hostname` as its hostname.
+pub fn fixture_with_hostname(name: &str, hostname: &str) -> PathBuf {
+    let copy = scratch_dir(&format!("fixture-{name}-{hostname}"));
+    let source = PathBuf::from(fixture(name));
+    for file in ["self/cgroup", "self/cpuset", "self/mountinfo"] {
+        std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(source.join(file), copy.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(copy.join("sys/kernel")).unwrap();
+    std::fs::write(copy.join("sys/kernel/hostname"), format!("{hostname}\n")).unwrap();
+    copy
+}
+
+/// An empty directory of this test process's own under the temporary directory.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sentinit-identity-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port where a connection is refused for as long as this value lives: a TCP socket is
+/// bound there but never listens, so the kernel answers SYNs with RST, and nothing else (a parallel
+/// test's listener included) can take the port meanwhile.
+pub struct RefusedPort {
+    fd: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); the descriptor is owned by the OwnedFd at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let mut address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+            sin_zero: [0; 8],
+        };
+        let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        use std::os::fd::AsRawFd;
+        // SAFETY: `address` is a valid sockaddr_in of `length` bytes, for bind and for getsockname.
+        unsafe {
+            let pointer = &mut address as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(libc::bind(fd.as_raw_fd(), pointer, length), 0, "bind: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::getsockname(fd.as_raw_fd(), pointer, &mut length), 0);
+        }
+        RefusedPort { fd, port: u16::from_be(address.sin_port) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let _ = &self.fd;
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
 }
 
 /// What the fake agent does with one request.
