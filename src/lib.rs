@@ -75,10 +75,8 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
 
     let identity = identity::resolve(config, &env);
     for (name, value) in identity.exports() {
-        // Explicit wins: a variable the user already set is left alone.
-        if env.iter().any(|(k, _)| k == name.as_str()) {
-            debug!("{name} already set; not overriding it with {value}");
-        } else {
+        // Explicit wins: a variable the user already set is left alone (identity took it as its value).
+        if !env.iter().any(|(k, _)| k == name.as_str()) {
             env.push((name.into(), value.into()));
         }
     }
