@@ -55,7 +55,7 @@ pub struct Outcome {
     pub exit: Exit,
     /// When the main child was reaped.
     pub ended: Instant,
-    /// sentinit itself sent SIGKILL to the main child (--kill-after escalation).
+    /// sentinit itself sent SIGKILL to the workload (--kill-after escalation, or a forwarded SIGKILL).
     pub killed_by_sentinit: bool,
     /// The last stop signal (TERM, INT, QUIT, after rewriting) forwarded to the workload.
     pub stop_signal: Option<i32>,
@@ -83,8 +83,10 @@ impl Outcome {
 pub trait Observer {
     /// Called every `--interval` while the workload runs.
     fn tick(&mut self) {}
-    /// Called after a stop signal (TERM, INT, QUIT) was forwarded.
+    /// Called after a stop signal (TERM, INT, QUIT or KILL, after rewriting) was forwarded.
     fn stop_forwarded(&mut self, _signal: i32) {}
+    /// Called once, right after the main child was reaped and before what it left behind is ended.
+    fn main_exited(&mut self) {}
 }
 
 /// The observer that does nothing.
@@ -97,9 +99,19 @@ fn never_forwarded(signal: i32) -> bool {
     matches!(signal, libc::SIGCHLD | libc::SIGTTIN | libc::SIGTTOU)
 }
 
+/// A signal that asks the workload to stop (after rewriting): worth a line with the usage so far.
 fn is_stop_signal(signal: i32) -> bool {
+    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL)
+}
+
+/// The stop signals after which --kill-after escalates (a forwarded SIGKILL needs no escalation).
+fn arms_kill_after(signal: i32) -> bool {
     matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
 }
+
+/// The first sample comes this soon after the start (or after one --interval, if shorter), so that a
+/// workload shorter than the interval still gets a sampled working set.
+const FIRST_SAMPLE: Duration = Duration::from_millis(10);
 
 /// Where the main child is in its life.
 enum Phase {
@@ -143,7 +155,7 @@ impl<'a> Supervisor<'a> {
     /// Runs until the process tree is gone; returns how the main child ended.
     pub fn run(mut self, observer: &mut dyn Observer) -> Outcome {
         let mut phase = Phase::Running;
-        let mut next_tick = Instant::now() + self.config.interval;
+        let mut next_tick = Instant::now() + self.config.interval.min(FIRST_SAMPLE);
         loop {
             let now = Instant::now();
             let mut deadline = next_tick;
@@ -188,6 +200,7 @@ impl<'a> Supervisor<'a> {
 
             phase = match phase {
                 Phase::Running if self.main_exit.is_some() => {
+                    observer.main_exited();
                     if !self.anything_left() {
                         break;
                     }
@@ -272,8 +285,12 @@ impl<'a> Supervisor<'a> {
         );
         if is_stop_signal(signal) && self.main_exit.is_none() {
             self.stop_signal = Some(signal);
+            // A SIGKILL that sentinit forwarded (`--rewrite TERM:KILL`) is not an OOM kill.
+            if signal == libc::SIGKILL {
+                self.killed_by_sentinit = true;
+            }
             observer.stop_forwarded(signal);
-            if let (Some(after), None) = (self.config.kill_after, self.kill_deadline) {
+            if let (true, Some(after), None) = (arms_kill_after(signal), self.config.kill_after, self.kill_deadline) {
                 self.kill_deadline = Some(Instant::now() + after);
             }
         }

@@ -673,3 +673,34 @@ fn a_stop_signal_during_identity_resolution_reaches_the_workload() {
         assert!(stderr_of(&output).contains("Exit: 143 (SIGTERM)"), "{}", stderr_of(&output));
     }
 }
+
+#[test]
+fn a_sigkill_sentinit_sends_is_reported_as_its_own_not_as_an_oom() {
+    // Escalation (--kill-after) and a forwarded SIGKILL (--rewrite TERM:KILL) both end the workload with
+    // SIGKILL: the report, printed once, says sentinit sent it, and the stop line tells the story.
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        for options in [&["--kill-after", "200ms"][..], &["--rewrite", "TERM:KILL"][..]] {
+            let dir = TempDir::new("own-kill");
+            let ready = dir.join("ready");
+            let script = format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display());
+            let mut args = vec!["-q", "--report", "json"];
+            args.extend_from_slice(options);
+            args.extend_from_slice(&["sh", "-c", &script]);
+            let child = command(mode, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+            let pid = sentinit_pid(&child, mode);
+            wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
+            common::signal(pid, libc::SIGTERM);
+            let output = finish(child, LIMIT);
+            assert_eq!(code(&output), 137, "{mode:?} {options:?}");
+            let report = report(&output);
+            assert_eq!(report["signal"], "SIGKILL", "{mode:?} {options:?}");
+            assert_eq!(report["killed_by_sentinit"], true, "{mode:?} {options:?}");
+            assert_ne!(report["oom_suspected"], true, "{mode:?} {options:?}: not an OOM");
+            let stderr = stderr_of(&output);
+            assert!(stderr.contains("sentinit: forwarded SIG"), "{mode:?} {options:?}: the stop line: {stderr}");
+        }
+    }
+}

@@ -306,6 +306,12 @@ impl crate::supervise::Observer for Accountant {
         }
     }
 
+    fn main_exited(&mut self) {
+        // What the main child left behind, before it is ended: a run shorter than --interval still
+        // gets a sample.
+        self.tick();
+    }
+
     fn stop_forwarded(&mut self, signal: i32) {
         let reading = self.read();
         let cpu_us = self.cpu_so_far_us(&reading);
