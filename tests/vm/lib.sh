@@ -33,10 +33,15 @@ vm_write_private_sources() {
         deb_uri=$(awk '$1=="deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
         sec_uri=$(awk '$1=="deb" && $3 ~ /security/ {print $2; exit}' /etc/apt/sources.list)
     fi
-    [ -n "$deb_uri" ] || deb_uri=http://deb.debian.org/debian
-    [ -n "$sec_uri" ] || sec_uri=http://deb.debian.org/debian-security
-    printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\ndeb %s bookworm-backports main\n' \
-        "$deb_uri" "$deb_uri" "$sec_uri" "$deb_uri" >"$VM_APT_DIR/sources.list.new"
+    if [ -z "$deb_uri" ]; then
+        echo "tests/vm: cannot find this machine's Debian mirror in /etc/apt (sources.list or debian.sources)" >&2
+        return 1
+    fi
+    {
+        printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-backports main\n' \
+            "$deb_uri" "$deb_uri" "$deb_uri"
+        [ -z "$sec_uri" ] || printf 'deb %s bookworm-security main\n' "$sec_uri"
+    } >"$VM_APT_DIR/sources.list.new"
     mv "$VM_APT_DIR/sources.list.new" "$VM_APT_DIR/sources.list"
 }
 
