@@ -31,6 +31,7 @@ const V2_SCENARIOS: &[&str] = &[
     "oom-main",
     "oom-worker",
     "normal",
+    "peak-reset",
     "cpu-throttle",
     "oom-group",
     "cgroupns",
@@ -392,6 +393,15 @@ fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Option<(Log, Kernel)>
     Some((parse_log(&text), kernel))
 }
 
+/// Does the booted kernel reset memory.peak per descriptor (6.12+)? From the package name, e.g.
+/// `linux-image-6.12.95+deb12-amd64`.
+fn has_per_fd_peak_reset(kernel: &Kernel) -> bool {
+    let release = kernel.package.trim_start_matches("linux-image-");
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    (major, minor) >= (6, 12)
+}
+
 /// Checks that hold for every boot: the right kernel ran, every scenario finished, and sentinit as the
 /// VM's PID 1 handed the runner's exit code (7) to the kernel.
 fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str]) {
@@ -508,8 +518,51 @@ fn v2_matrix(series: &str) {
                 // 30 MiB touched: the peak is within 10% of that and agrees with the kernel's.
                 ("memory_peak_bytes", Expect::Between(30.0 * MIB, 33.0 * MIB)),
                 ("memory_peak_bytes", Expect::Between(0.95 * kernel_peak, 1.05 * kernel_peak)),
+                // A fresh group: reset (6.12+) or risen above its value at start (6.1), the kernel's
+                // own peak is this run's on both kernels.
+                ("memory_peak_source", str_("memory.peak")),
             ],
         );
+    }
+    if selected("SENTINIT_VM_SCENARIOS", "peak-reset") {
+        let peak = s("peak-reset");
+        c.eq(peak, "peak-reset", "pre_status", "0");
+        c.eq(peak, "peak-reset", "status", "0");
+        c.eq(peak, "peak-reset", "cg_oom_kill", "0");
+        // The setup holds: the group's lifetime peak is the earlier 40 MiB run's, before sentinit starts
+        // and still after it (sentinit's reset is private to its descriptor).
+        c.at_least(peak, "peak-reset", "cg_memory_peak_before", 40 * 1024 * 1024);
+        c.at_least(peak, "peak-reset", "cg_memory_peak", 40 * 1024 * 1024);
+        let run_peak = Expect::Between(12.0 * MIB, 30.0 * MIB);
+        let source = if has_per_fd_peak_reset(&kernel) {
+            // 6.12+: memory.peak reset through sentinit's descriptor covers this run only.
+            str_("memory.peak")
+        } else {
+            // 6.1: the lifetime peak (40 MiB) never rose during the run, so it is not this run's;
+            // sentinit falls back to its sampled maximum of memory.current.
+            str_("sampled")
+        };
+        c.report(
+            peak,
+            "peak-reset",
+            &[
+                ("exit_code", int(0)),
+                ("cgroup_version", int(2)),
+                ("oom_killed", Expect::Bool(false)),
+                ("memory_limit_bytes", int(LIMIT_64M)),
+                ("memory_peak_source", source),
+                ("memory_peak_bytes", run_peak),
+            ],
+        );
+        if let Some(report) = peak.report() {
+            say!(
+                "linux {series}: peak-reset: memory_peak_bytes {} ({:.1} MiB) from {}, group's lifetime peak {:.1} MiB",
+                report["memory_peak_bytes"],
+                report["memory_peak_bytes"].as_f64().unwrap_or(0.0) / MIB,
+                report["memory_peak_source"],
+                peak.number("cg_memory_peak").unwrap_or(0) as f64 / MIB
+            );
+        }
     }
     if selected("SENTINIT_VM_SCENARIOS", "cpu-throttle") {
         let cpu = s("cpu-throttle");

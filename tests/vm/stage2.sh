@@ -159,6 +159,22 @@ sc_normal() {
     group_counters normal "$g"
 }
 
+# A group whose lifetime memory.peak (~40 MiB, from a run without sentinit) is above what sentinit's
+# workload uses (~12 MiB): the report's peak must be this run's. 6.12+ resets the peak through
+# sentinit's descriptor; 6.1 cannot, so sentinit must fall back to its sampled maximum.
+sc_peak_reset() {
+    g=$(new_group peak-reset 64M)
+    in_group "$g" /bin/alloc 40 >/tmp/peak-reset-pre.out 2>&1
+    r peak-reset pre_status $?
+    r peak-reset cg_memory_peak_before "$(cat "$g/memory.peak" 2>/dev/null)"
+    r peak-reset cg_memory_current_before "$(cat "$g/memory.current" 2>/dev/null)"
+    in_group "$g" $SENTINIT -- /bin/alloc 12 300 >/tmp/peak-reset.out 2>&1
+    r peak-reset status $?
+    show /tmp/peak-reset.out
+    # Read through a fresh descriptor: the group's lifetime peak, which sentinit's reset must not touch.
+    group_counters peak-reset "$g"
+}
+
 sc_cpu_throttle() {
     g=$(new_group cpu-throttle)
     echo "20000 100000" >"$g/cpu.max"
