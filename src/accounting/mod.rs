@@ -193,8 +193,15 @@ impl Accountant {
             return Some(delta);
         }
         let (user, system) = rusage_delta(self.children_baseline.as_ref(), children_rusage().as_ref())?;
-        // Once the main child is reaped its stat reads fail (ESRCH) and its time is in RUSAGE_CHILDREN.
-        let main_ticks = self.child_stat.as_mut().and_then(|f| f.read()).and_then(process_cpu_ticks).unwrap_or(0);
+        let main_ticks = match self.child_stat.as_mut().map(|f| f.read().and_then(process_cpu_ticks)) {
+            Some(Some(ticks)) => ticks,
+            Some(None) => {
+                // Reaped (ESRCH): its time is in RUSAGE_CHILDREN now, and the descriptor has no more use.
+                self.child_stat = None;
+                0
+            }
+            None => 0,
+        };
         Some(user + system + main_ticks.saturating_mul(1_000_000) / self.ticks_per_second)
     }
 
