@@ -376,12 +376,19 @@ where
     config.heartbeat = duration("heartbeat")?.filter(|d| !d.is_zero());
     config.ecs_agent_url = single("ecs-agent-url").filter(|s| !s.is_empty());
     if let Some(namespace) = single("emf-namespace") {
+        check_emf_namespace(&namespace)
+            .map_err(|e| UsageError(format!("{}: '{namespace}': {e}", source("emf-namespace", &from_flag))))?;
         config.emf_namespace = namespace;
     }
     config.report_file = single("report-file").filter(|s| !s.is_empty()).map(OsString::from);
     if let Some(formats) = single("report") {
-        let list: Vec<String> =
-            formats.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect();
+        let mut list: Vec<String> = Vec::new();
+        for format in formats.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()) {
+            // `text,text` prints the report once.
+            if !list.contains(&format) {
+                list.push(format);
+            }
+        }
         if let Some(bad) = list.iter().find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none")) {
             return Err(UsageError(format!(
                 "{}: unknown report format '{bad}' (text, json, emf, none)",
@@ -448,6 +455,25 @@ fn parse_bool(text: &str) -> Option<bool> {
         "" | "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+/// A CloudWatch namespace: 1 to 255 characters of `A-Za-z0-9._#:/-` (what the EMF client libraries
+/// accept), not starting with `:` (the CloudWatch API's pattern) nor with `AWS/` (reserved for AWS's
+/// own metrics). CloudWatch drops an EMF event whose namespace breaks these rules without a word.
+pub fn check_emf_namespace(namespace: &str) -> Result<(), String> {
+    if namespace.is_empty() || namespace.len() > 255 {
+        return Err("a CloudWatch namespace has 1 to 255 characters".to_string());
+    }
+    if let Some(bad) = namespace.chars().find(|c| !(c.is_ascii_alphanumeric() || "._#:/-".contains(*c))) {
+        return Err(format!("'{bad}' is not allowed in a CloudWatch namespace (A-Z a-z 0-9 . _ # : / -)"));
+    }
+    if namespace.starts_with(':') {
+        return Err("a CloudWatch namespace cannot start with ':'".to_string());
+    }
+    if namespace.starts_with("AWS/") {
+        return Err("namespaces starting with AWS/ are reserved for AWS".to_string());
+    }
+    Ok(())
 }
 
 /// Parses `500ms`, `5s`, `1.5s`, `2m`, `1h`, `250us` or a plain number of seconds.
@@ -532,6 +558,27 @@ mod tests {
         assert!(error(&["x"], &[("SENTINIT_VERBOSE", "maybe")]).contains("SENTINIT_VERBOSE"));
         assert!(error(&["--interval", "1ms", "x"], &[]).contains("10ms"));
         assert!(error(&["--report", "xml", "x"], &[]).contains("xml"));
+        assert!(error(&["--emf-namespace", "", "x"], &[]).contains("1 to 255"));
+        assert!(error(&["--emf-namespace", "my jobs", "x"], &[]).contains("' '"));
+        assert!(error(&["--emf-namespace", &"a".repeat(256), "x"], &[]).contains("1 to 255"));
+        assert!(error(&["--emf-namespace", ":x", "x"], &[]).contains("':'"));
+        assert!(error(&["--emf-namespace", "AWS/Lambda", "x"], &[]).contains("reserved"));
+        assert!(error(&["x"], &[("SENTINIT_EMF_NAMESPACE", "jobs?")]).contains("SENTINIT_EMF_NAMESPACE"));
+    }
+
+    #[test]
+    fn report_formats_are_deduplicated_in_order() {
+        assert_eq!(run(&["--report", "text,text", "x"], &[]).unwrap().report, ["text"]);
+        assert_eq!(run(&["--report", "json, TEXT,json,emf,text", "x"], &[]).unwrap().report, ["json", "text", "emf"]);
+    }
+
+    #[test]
+    fn valid_emf_namespaces() {
+        for namespace in ["sentinit", "batch/jobs.v1", "a", "My_App#1:prod-x", &"n".repeat(255), "aws/lower"] {
+            assert_eq!(run(&["--emf-namespace", namespace, "x"], &[]).unwrap().emf_namespace, namespace);
+        }
+        let config = run(&["x"], &[("SENTINIT_EMF_NAMESPACE", "from/env")]).unwrap();
+        assert_eq!(config.emf_namespace, "from/env");
     }
 
     #[test]

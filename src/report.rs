@@ -155,7 +155,8 @@ const EMF_METRICS: &[(&str, &str)] = &[
 ];
 
 /// The JSON object plus an `_aws` block: only metrics whose value is a number are declared (a null
-/// would be rejected), dimensions are the task family and container name when known.
+/// would be rejected), dimensions are the task family and container name when known (an empty string is
+/// not known: CloudWatch rejects an empty dimension value).
 pub fn to_emf(fields: &[(&str, Value)], namespace: &str, usage: &Usage) -> String {
     let number = |name: &str| fields.iter().any(|(key, value)| *key == name && value.is_number());
     let metrics: Vec<Value> = EMF_METRICS
@@ -165,7 +166,7 @@ pub fn to_emf(fields: &[(&str, Value)], namespace: &str, usage: &Usage) -> Strin
         .collect();
     let dimensions: Vec<&str> = ["task_family", "container_name"]
         .into_iter()
-        .filter(|name| fields.iter().any(|(key, value)| key == name && value.is_string()))
+        .filter(|name| fields.iter().any(|(key, value)| key == name && value.as_str().is_some_and(|v| !v.is_empty())))
         .collect();
     let ended_ms =
         (usage.started_at + usage.duration).duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
@@ -307,9 +308,8 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_868_800)), "2000-03-01T00:00:00.000Z");
     }
 
-    #[test]
-    fn emf_dimensions_are_family_and_container_name_when_known() {
-        let usage = Usage {
+    fn sample_usage() -> Usage {
+        Usage {
             started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             duration: Duration::from_millis(1500),
             cgroup_version: Some(2),
@@ -336,7 +336,12 @@ mod tests {
             cpu_pressure_some_ms: None,
             processes: 1,
             samples: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn emf_dimensions_are_family_and_container_name_when_known() {
+        let usage = sample_usage();
         let outcome = Outcome {
             exit: Exit::Code(0),
             ended: std::time::Instant::now(),
@@ -362,6 +367,17 @@ mod tests {
             line,
             "REPORT\tDuration: 1500.00 ms\tExit: 0\tMax Memory Used: 1 MiB\tMemory Limit: unlimited\tCPU: 0.01 s user, 0.00 s sys\tThrottled: unknown\tOOM: none"
         );
+    }
+
+    #[test]
+    fn empty_identity_values_are_no_dimensions() {
+        let fields = vec![("task_family", json!("")), ("container_name", json!("worker")), ("exit_code", json!(0))];
+        let usage = sample_usage();
+        let event: Value = serde_json::from_str(&to_emf(&fields, "ns", &usage)).unwrap();
+        assert_eq!(event["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["container_name"]]));
+        let fields = vec![("task_family", json!("")), ("container_name", json!("")), ("exit_code", json!(0))];
+        let event: Value = serde_json::from_str(&to_emf(&fields, "ns", &usage)).unwrap();
+        assert_eq!(event["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
     }
 
     #[test]

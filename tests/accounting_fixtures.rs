@@ -1,14 +1,16 @@
-//! Accounting against fixture cgroup trees (SENTINIT_PROC_ROOT / SENTINIT_SYS_ROOT): v1, v2 under a
-//! cgroup namespace, an older v2 kernel (no memory.peak, no oom_kill), a hybrid host, the host's root
-//! cgroup, unlimited limits, and bad input. Each test copies its tree to a private directory; the
+//! Accounting against fixture cgroup trees (SENTINIT_PROC_ROOT / SENTINIT_SYS_ROOT): v1, v1 and v2 under
+//! a cgroup namespace, an older v2 kernel (no memory.peak, no oom_kill), a v1 kernel before 4.13 (no
+//! oom_kill line), a limit on a parent group, a hybrid host, the host's root cgroup, unlimited limits,
+//! and bad input (malformed, vanished, replaced files, a FIFO). Each test copies its tree to a private directory; the
 //! workload itself changes the counter files while sentinit holds them open, as a kernel would.
 
 mod common;
 
-use common::{report, stderr_of as stderr, Tree};
+use common::{json_lines, report, stderr_of as stderr, Tree};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// Runs sentinit on `tree` with `args` then `sh -c script`; `$SYS` in the script is the tree's /sys.
 fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
@@ -16,7 +18,8 @@ fn run(tree: &Tree, args: &[&str], script: &str) -> Output {
 }
 
 fn run_with_roots(proc: &Path, sys: &Path, args: &[&str], script: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sentinit"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sentinit"));
+    command
         .args(args)
         .args(["--", "sh", "-c", script])
         .env_clear()
@@ -24,9 +27,9 @@ fn run_with_roots(proc: &Path, sys: &Path, args: &[&str], script: &str) -> Outpu
         .env("SENTINIT_PROC_ROOT", proc)
         .env("SENTINIT_SYS_ROOT", sys)
         .env("SYS", sys)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdin(Stdio::null());
+    // A hang (a FIFO opened for reading) fails the test instead of blocking the suite.
+    common::run(command, Duration::from_secs(30))
 }
 
 fn report_line(output: &Output) -> String {
@@ -96,8 +99,16 @@ fn v2_under_a_cgroup_namespace_uses_the_mount_itself() {
     assert_eq!(r["memory_pressure_some_ms"], 5);
     assert_eq!(r["memory_pressure_full_ms"], 2);
     assert_eq!(r["memory_working_set_max_bytes"], 8388608, "memory.current minus inactive_file");
-    // CPU time is the reaped process tree's (wait4), not the fixture's cpu.stat.
-    assert!(r["cpu_user_ms"].as_u64().unwrap() < 1000, "{r}");
+    // CPU time is the reaped process tree's (wait4), not the fixture's cpu.stat: a sleeping shell
+    // cannot have used more CPU than the run's wall time.
+    assert_cpu_within_the_run(&r);
+}
+
+/// The reaped tree of a shell that mostly sleeps used at most the run's wall time in CPU: a machine-wide
+/// or fixture counter (seconds to hours) would break this.
+fn assert_cpu_within_the_run(r: &Value) {
+    let cpu = r["cpu_user_ms"].as_u64().unwrap() + r["cpu_system_ms"].as_u64().unwrap();
+    assert!(cpu as f64 <= r["duration_ms"].as_f64().unwrap(), "{r}");
 }
 
 #[test]
@@ -128,7 +139,14 @@ fn v2_without_peak_or_oom_kill_falls_back_and_suspects_an_oom() {
 #[test]
 fn hybrid_host_reads_v1_memory_and_refuses_the_root_cpu_groups() {
     let tree = Tree::copy("hybrid");
-    let output = run(&tree, FAST, "sleep 0.05");
+    // The host's machine-wide CPU counters keep growing during the run (by 1000 s here): none of it may
+    // reach the heartbeats or the report.
+    let output = run(
+        &tree,
+        &["--interval", "10ms", "--heartbeat", "20ms", "--report", "text,json"],
+        "sleep 0.1; echo 1005000000000 > $SYS/fs/cgroup/cpuacct/cpuacct.usage
+         printf 'nr_periods 90\nnr_throttled 90\nthrottled_time 9000000000\n' > $SYS/fs/cgroup/cpu/cpu.stat; sleep 0.1",
+    );
     assert_eq!(output.status.code(), Some(0));
     let r = report(&output);
     assert_eq!(r["cgroup_version"], 1);
@@ -138,7 +156,16 @@ fn hybrid_host_reads_v1_memory_and_refuses_the_root_cpu_groups() {
     assert_eq!(r["cpu_throttled_ms"], Value::Null);
     assert_eq!(r["cpu_limit_cores"], Value::Null);
     assert_eq!(r["pids_peak"], Value::Null);
-    assert!(r["cpu_user_ms"].as_u64().unwrap() < 1000, "{r}");
+    assert_cpu_within_the_run(&r);
+    let beats = json_lines(&output, "sentinit.heartbeat");
+    assert!(!beats.is_empty(), "{}", stderr(&output));
+    for beat in &beats {
+        // CPU time so far is the process tree's: at most wall time times the machine's cores.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let (cpu, elapsed) = (beat["cpu_ms"].as_u64().unwrap(), beat["elapsed_ms"].as_u64().unwrap());
+        assert!(cpu <= elapsed * cores, "{beat}");
+        assert_eq!(beat["cpu_throttled_ms"], Value::Null, "{beat}");
+    }
     let line = report_line(&output);
     assert!(line.contains("\tMemory Limit: unlimited\t"), "{line}");
     assert!(line.contains("\tThrottled: unknown\t"), "{line}");
@@ -155,9 +182,10 @@ fn the_hosts_root_cgroup_is_not_the_workloads() {
     assert_eq!(r["memory_limit_bytes"], Value::Null);
     assert_eq!(r["oom_killed"], Value::Null);
     assert_eq!(r["memory_pressure_some_ms"], Value::Null);
-    // Without a cgroup the peak is the largest process's max RSS, and says so.
+    // Without a cgroup the peak is the largest reaped process's max RSS, and says so.
     assert_eq!(r["memory_peak_source"], "ru_maxrss");
-    assert!(r["memory_peak_bytes"].as_u64().unwrap() < 999999999);
+    assert_eq!(r["memory_peak_bytes"], r["max_rss_bytes"], "{r}");
+    assert!(r["memory_peak_bytes"].as_u64().unwrap() > 0, "{r}");
     assert!(report_line(&output).contains("\tMemory Limit: unknown\t"));
 }
 
@@ -216,18 +244,186 @@ fn malformed_files_give_nulls_and_keep_the_exit_code() {
 #[test]
 fn files_that_are_truncated_or_vanish_mid_run() {
     let tree = Tree::copy("v2-namespaced");
+    // Values written in place, then the whole tree deleted: the held descriptors still read what was
+    // written before the deletion, where files opened again would be gone (null).
     let output = run(
         &tree,
         FAST,
-        "sleep 0.1; for f in $SYS/fs/cgroup/*; do : > $f; done; sleep 0.1; rm -rf $SYS; sleep 0.1; exit 5",
+        "G=$SYS/fs/cgroup; sleep 0.1; : > $G/memory.events
+         echo 60000000 > $G/memory.peak; echo 4 > $G/pids.peak; echo 33554432 > $G/memory.max
+         printf 'some avg10=1.00 avg60=0.00 avg300=0.00 total=6000\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=2500\\n' > $G/memory.pressure
+         sleep 0.1; rm -rf $SYS; [ ! -e $G ] || exit 1; sleep 0.1; exit 5",
     );
-    assert_eq!(output.status.code(), Some(5));
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     let r = report(&output);
     assert_eq!(r["exit_code"], 5);
     assert_eq!(r["oom_kills"], Value::Null, "memory.events is empty at the end");
+    assert_eq!(r["memory_peak_bytes"], 60000000, "{r}");
+    assert_eq!(r["pids_peak"], 4);
+    assert_eq!(r["memory_pressure_some_ms"], 5);
+    assert_eq!(r["memory_limit_bytes"], 33554432, "the limit read at the end, from the deleted file");
     // What the early samples saw is kept.
     assert_eq!(r["memory_working_set_max_bytes"], 8388608);
     report_line(&output);
+}
+
+#[test]
+fn files_are_held_open_so_a_replaced_file_is_not_read() {
+    let tree = Tree::copy("v1");
+    // First written in place (the held descriptors see it), then each file replaced by a new inode with
+    // `mv`: a reader that opened files again would report the replacements' values.
+    let output = run(
+        &tree,
+        FAST,
+        "M=$SYS/fs/cgroup/memory; C=$SYS/fs/cgroup/cpu,cpuacct; sleep 0.1
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > $M/memory.oom_control
+         echo 52428800 > $M/memory.max_usage_in_bytes; echo 2 > $M/memory.failcnt; sleep 0.1
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 9\\n' > $M/new; mv $M/new $M/memory.oom_control
+         echo 99999999 > $M/new; mv $M/new $M/memory.max_usage_in_bytes
+         echo 900 > $M/new; mv $M/new $M/memory.failcnt
+         echo 41943040 > $M/new; mv $M/new $M/memory.usage_in_bytes
+         echo 16777216 > $M/new; mv $M/new $M/memory.limit_in_bytes
+         echo 25000 > $C/new; mv $C/new $C/cpu.cfs_quota_us
+         grep -q 'oom_kill 9' $M/memory.oom_control || exit 1; sleep 0.1",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report(&output);
+    assert_eq!(r["oom_kills"], 1, "{r}");
+    assert_eq!(r["memory_peak_bytes"], 52428800);
+    assert_eq!(r["memory_limit_hits"], 2);
+    assert_eq!(r["memory_limit_bytes"], 67108864, "the limit is re-read at the end through the held file");
+    assert_eq!(r["cpu_limit_cores"], 0.5);
+    // usage 20 MiB minus total_inactive_file 4 MiB, never the replacement's 40 MiB.
+    assert_eq!(r["memory_working_set_max_bytes"], 16777216);
+}
+
+#[test]
+fn a_fifo_among_the_cgroup_files_does_not_block_start_up() {
+    let tree = Tree::copy("v2-namespaced");
+    let stat = tree.sys().join("fs/cgroup/memory.stat");
+    std::fs::remove_file(&stat).unwrap();
+    let status = Command::new("mkfifo").arg(&stat).status().unwrap();
+    assert!(status.success());
+    let output = run(&tree, FAST, "echo started; sleep 0.05; exit 3");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "started\n");
+    let r = report(&output);
+    // No memory.stat: the working set is memory.current itself; the other files still count.
+    assert_eq!(r["memory_working_set_max_bytes"], 10485760, "{r}");
+    assert_eq!(r["memory_limit_bytes"], 134217728);
+    report_line(&output);
+}
+
+#[test]
+fn v1_under_a_cgroup_namespace_uses_each_mount_itself() {
+    let tree = Tree::copy("v1-namespaced");
+    let output = run(
+        &tree,
+        FAST,
+        "M=$SYS/fs/cgroup/memory; sleep 0.1
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 3\\n' > $M/memory.oom_control
+         echo 7 > $M/memory.failcnt; echo 62914560 > $M/memory.max_usage_in_bytes
+         printf 'nr_periods 9\\nnr_throttled 4\\nthrottled_time 120000000\\n' > $SYS/fs/cgroup/cpu/cpu.stat
+         echo 3 > $SYS/fs/cgroup/pids/pids.current; sleep 0.1",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], 1);
+    assert_eq!(r["oom_killed"], true);
+    assert_eq!(r["oom_kills"], 1, "2 at start, 3 at the end");
+    assert_eq!(r["memory_limit_hits"], 4);
+    assert_eq!(r["memory_peak_bytes"], 62914560);
+    assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
+    assert_eq!(r["memory_limit_bytes"], 268435456);
+    assert_eq!(r["cpu_limit_cores"], 1.5);
+    assert_eq!(r["cpu_throttled_ms"], 100);
+    assert_eq!(r["pids_peak"], 3, "sampled pids.current");
+    // usage 30 MiB minus total_inactive_file 10 MiB.
+    assert_eq!(r["memory_working_set_max_bytes"], 20971520);
+    let line = report_line(&output);
+    assert!(line.contains("\tMax Memory Used: 60 MiB\tMemory Limit: 256 MiB\t"), "{line}");
+}
+
+#[test]
+fn v1_before_4_13_has_no_oom_kill_line() {
+    let tree = Tree::copy("v1");
+    tree.write("sys/fs/cgroup/memory/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n");
+    // A SIGKILL nobody in sentinit sent, with the peak at 97 % of the 64 MiB limit: suspected.
+    let output =
+        run(&tree, FAST, "echo 65100000 > $SYS/fs/cgroup/memory/memory.max_usage_in_bytes; sleep 0.1; kill -9 $$");
+    assert_eq!(output.status.code(), Some(137));
+    let r = report(&output);
+    assert_eq!(r["oom_killed"], Value::Null, "no counter: unknown, not false");
+    assert_eq!(r["oom_kills"], Value::Null);
+    assert_eq!(r["oom_suspected"], true, "{r}");
+    assert_eq!(r["memory_peak_bytes"], 65100000);
+    assert!(report_line(&output).ends_with("\tOOM: suspected"));
+
+    // The same kill at 80 % of the limit: not suspected.
+    let tree = Tree::copy("v1");
+    tree.write("sys/fs/cgroup/memory/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n");
+    let output =
+        run(&tree, FAST, "echo 53687091 > $SYS/fs/cgroup/memory/memory.max_usage_in_bytes; sleep 0.1; kill -9 $$");
+    assert_eq!(output.status.code(), Some(137));
+    let r = report(&output);
+    assert_eq!(r["oom_killed"], Value::Null);
+    assert_eq!(r["oom_suspected"], false, "{r}");
+    assert!(report_line(&output).ends_with("\tOOM: unknown"));
+}
+
+#[test]
+fn a_limit_on_a_parent_group_binds_the_container() {
+    // The ECS task's (or Kubernetes pod's) limit on a parent group; the container's own is `max`.
+    let tree = Tree::copy("v2-task-limit");
+    let output =
+        run(&tree, FAST, "echo 250000000 > $SYS/fs/cgroup/ecs/task1/ctr1/memory.current; sleep 0.1; kill -9 $$");
+    assert_eq!(output.status.code(), Some(137));
+    let r = report(&output);
+    assert_eq!(r["memory_limit_bytes"], 268435456, "{r}");
+    assert_eq!(r["memory_peak_bytes"], 250000000);
+    // 93 % of the task's limit: the 90 % warning, but no OOM suspicion below 95 %.
+    assert_eq!(r["oom_suspected"], false);
+    assert_eq!(stderr(&output).matches("passed 90% of the memory limit (256 MiB)").count(), 1, "{}", stderr(&output));
+    assert!(report_line(&output).contains("\tMemory Limit: 256 MiB\t"));
+
+    // A tighter own limit wins; an ancestor's `max` changes nothing.
+    let tree = Tree::copy("v2-task-limit");
+    tree.write("sys/fs/cgroup/ecs/task1/ctr1/memory.max", "134217728\n");
+    let r = report(&run(&tree, FAST, "sleep 0.05"));
+    assert_eq!(r["memory_limit_bytes"], 134217728);
+    let tree = Tree::copy("v2-task-limit");
+    tree.write("sys/fs/cgroup/ecs/task1/memory.max", "max\n");
+    let r = report(&run(&tree, FAST, "sleep 0.05"));
+    assert_eq!(r["memory_limit_bytes"], Value::Null, "unlimited all the way up");
+}
+
+#[test]
+fn a_group_outside_the_cgroup_namespace_is_not_read() {
+    // The kernel prints `/../sibling` when sentinit's group lies outside the namespace's root; the
+    // sibling's directory exists beside the mount and must not be read.
+    let tree = Tree::copy("v2-namespaced");
+    let sibling = tree.sys().join("fs/sibling");
+    std::fs::create_dir(&sibling).unwrap();
+    for entry in std::fs::read_dir(tree.sys().join("fs/cgroup")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), sibling.join(entry.file_name())).unwrap();
+    }
+    tree.write("proc/self/cgroup", "0::/../sibling\n");
+    let output = run(&tree, FAST, "sleep 0.05; exit 2");
+    assert_eq!(output.status.code(), Some(2));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], Value::Null, "{r}");
+    assert_eq!(r["memory_limit_bytes"], Value::Null);
+    assert_eq!(r["memory_working_set_max_bytes"], Value::Null);
+    assert_eq!(r["oom_killed"], Value::Null);
+
+    // With -v, the reason.
+    let output = run(&tree, &["-v", "--report", "json"], "exit 0");
+    assert!(
+        stderr(&output).contains("cgroup path /../sibling leads outside the cgroup namespace"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

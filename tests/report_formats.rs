@@ -234,6 +234,75 @@ fn none_prints_no_report_and_several_formats_print_each() {
     let text = stderr(&output);
     assert_eq!(text.matches("REPORT\t").count(), 1, "{text}");
     assert_eq!(json_lines(&output, "sentinit.report").len(), 1, "{text}");
+
+    // A format named twice is printed once.
+    let output = run(&tree, &["--report", "text,json,TEXT, json"], "exit 0");
+    let text = stderr(&output);
+    assert_eq!(text.matches("REPORT\t").count(), 1, "{text}");
+    assert_eq!(text.matches("END container=").count(), 1, "{text}");
+    assert_eq!(json_lines(&output, "sentinit.report").len(), 1, "{text}");
+}
+
+#[test]
+fn an_invalid_emf_namespace_is_a_usage_error() {
+    let tree = Tree::copy("v2-namespaced");
+    let marker = tree.0.join("ran");
+    for namespace in ["my jobs", "", ":jobs", "AWS/EC2", &"n".repeat(256)] {
+        let output = run(&tree, &["--report", "emf", "--emf-namespace", namespace], "touch $DIR/ran");
+        assert_eq!(output.status.code(), Some(2), "{namespace:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("--emf-namespace"), "{}", stderr(&output));
+        assert!(!marker.exists(), "a usage error runs nothing");
+    }
+    let output =
+        command(&tree, &["--report", "emf"], "touch $DIR/ran").env("SENTINIT_EMF_NAMESPACE", "jobs?").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("SENTINIT_EMF_NAMESPACE"), "{}", stderr(&output));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn emf_dimensions_come_from_the_task_family_and_container_name() {
+    // The ECS container metadata file (read locally, no network) names the task family and container.
+    let tree = Tree::copy("v2-namespaced");
+    let metadata = tree.0.join("ecs-container-metadata.json");
+    let ready = |family: &str, name: &str| {
+        serde_json::json!({
+            "Cluster": "prod",
+            "TaskARN": "arn:aws:ecs:us-west-2:111122223333:task/prod/feea4648b33480a0508ca2d215f7e5c1",
+            "TaskDefinitionFamily": family,
+            "TaskDefinitionRevision": "42",
+            "ContainerName": name,
+            "ContainerID": "9b3ff0c1d6f8f5bd1d20b4c2b37e5a4f6a7c8d9e0f1a2b3c4d5e6f708192a3b4",
+            "MetadataFileStatus": "READY"
+        })
+        .to_string()
+    };
+    std::fs::write(&metadata, ready("etl-nightly", "worker")).unwrap();
+    let output = command(&tree, &["--interval", "10ms", "--report", "emf"], "sleep 0.05")
+        .env("ECS_CONTAINER_METADATA_FILE", &metadata)
+        .output()
+        .unwrap();
+    let events = json_lines(&output, "sentinit.report");
+    assert_eq!(events.len(), 1, "{}", stderr(&output));
+    let event = &events[0];
+    check_emf(event, "sentinit");
+    assert_eq!(
+        event["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["task_family", "container_name"]])
+    );
+    assert_eq!(event["task_family"], "etl-nightly");
+    assert_eq!(event["container_name"], "worker");
+    assert_eq!(event["task_arn"], "arn:aws:ecs:us-west-2:111122223333:task/prod/feea4648b33480a0508ca2d215f7e5c1");
+
+    // An empty family is unknown, and not a dimension (CloudWatch rejects empty dimension values; the
+    // report's own guard against an empty string is unit-tested in report.rs).
+    std::fs::write(&metadata, ready("", "worker")).unwrap();
+    let output =
+        command(&tree, &["--report", "emf"], "exit 0").env("ECS_CONTAINER_METADATA_FILE", &metadata).output().unwrap();
+    let event = &json_lines(&output, "sentinit.report")[0];
+    check_emf(event, "sentinit");
+    assert_eq!(event["task_family"], Value::Null, "{event}");
+    assert_eq!(event["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["container_name"]]));
 }
 
 #[test]

@@ -5,10 +5,13 @@
 //! from its v1 hierarchy when one is mounted, otherwise from cgroup2 when the group's
 //! `cgroup.controllers` lists it. The directory is the mount point plus the process's path relative to
 //! the mount's root (what runc does; under a cgroup namespace both are `/` and the mount point is the
-//! container's group). The host's real root cgroup is refused: its counters are machine-wide, not the
-//! workload's. /proc and /sys come from SENTINIT_PROC_ROOT and SENTINIT_SYS_ROOT so that tests can point
+//! container's group). Only groups sentinit is in are read: a path with a `..` component (the kernel
+//! prints `/../sibling` for a group outside the cgroup namespace's root) is refused, and so is a mount
+//! point taken for the group bound over it unless its cgroup.procs lists sentinit. The host's real root
+//! cgroup is refused too: its counters are machine-wide, not the workload's. /proc and /sys come from SENTINIT_PROC_ROOT and SENTINIT_SYS_ROOT so that tests can point
 //! them at fixture trees.
 
+use super::files::read_small;
 use crate::paths::{proc_root, sys_root};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub struct Location {
     pub dir: PathBuf,
     pub version: u8,
+    /// Where the hierarchy is mounted (as read, under [`sys_root`]): `dir` or one of its ancestors.
+    pub mount_point: PathBuf,
 }
 
 /// The directories sentinit reads, one per concern; `None` where the controller is not available, or
@@ -81,18 +86,19 @@ pub fn locate(proc_cgroup: &str, mountinfo: &str, sys: &Path) -> Cgroups {
             crate::debug!("accounting: the v1 {controller} hierarchy is not mounted");
             return Some(None);
         };
-        let dir = directory(mount, &member.path, sys)?;
+        // A v1 hierarchy holds the controller: cgroup2 cannot have it, whatever happens here.
+        let Some((dir, mount_point)) = directory(mount, &member.path, sys) else { return Some(None) };
         if dir.join("release_agent").exists() || dir.join("cgroup.sane_behavior").exists() {
             crate::debug!("accounting: {} is the host's root {controller} cgroup: not the workload's", dir.display());
             return Some(None);
         }
-        Some(Some(Location { dir, version: 1 }))
+        Some(Some(Location { dir, version: 1, mount_point }))
     };
     let v2_group = memberships
         .iter()
         .find(|m| m.unified)
         .and_then(|member| directory(mounts.iter().find(|m| m.unified)?, &member.path, sys))
-        .filter(|dir| {
+        .filter(|(dir, _)| {
             let is_root = !dir.join("cgroup.type").exists() && !dir.join("cgroup.events").exists();
             if is_root {
                 crate::debug!("accounting: {} is the host's root cgroup: not the workload's", dir.display());
@@ -101,13 +107,17 @@ pub fn locate(proc_cgroup: &str, mountinfo: &str, sys: &Path) -> Cgroups {
         });
     let v2_controllers: Vec<String> = v2_group
         .as_ref()
-        .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.controllers")).ok())
+        .and_then(|(dir, _)| read_small(&dir.join("cgroup.controllers")))
         .map(|text| text.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    let v2 = |controller: &str| {
-        let dir = v2_group.as_ref()?;
-        v2_controllers.iter().any(|c| c == controller).then(|| Location { dir: dir.clone(), version: 2 })
+    let v2_location = || {
+        v2_group.as_ref().map(|(dir, mount_point)| Location {
+            dir: dir.clone(),
+            version: 2,
+            mount_point: mount_point.clone(),
+        })
     };
+    let v2 = |controller: &str| v2_location().filter(|_| v2_controllers.iter().any(|c| c == controller));
 
     // A v1 hierarchy for the controller decides, even when its group is the root: cgroup2 then cannot
     // have the controller.
@@ -116,8 +126,7 @@ pub fn locate(proc_cgroup: &str, mountinfo: &str, sys: &Path) -> Cgroups {
     let (cpu, cpuacct, v2_cpu_controller) = match (v1("cpu"), v1("cpuacct")) {
         (None, None) => {
             // cpu.stat's usage lines exist in every non-root v2 group, controller or not.
-            let group = v2_group.as_ref().map(|dir| Location { dir: dir.clone(), version: 2 });
-            (group, None, v2("cpu").is_some())
+            (v2_location(), None, v2("cpu").is_some())
         }
         (cpu, cpuacct) => (cpu.flatten(), cpuacct.flatten(), false),
     };
@@ -125,8 +134,14 @@ pub fn locate(proc_cgroup: &str, mountinfo: &str, sys: &Path) -> Cgroups {
 }
 
 /// `mount point + (path relative to the mount's root)`, when the path lies inside the mount and the
-/// directory exists.
-fn directory(mount: &Mount, path: &str, sys: &Path) -> Option<PathBuf> {
+/// directory exists, with the mount point as read.
+fn directory(mount: &Mount, path: &str, sys: &Path) -> Option<(PathBuf, PathBuf)> {
+    if path.split('/').any(|component| component == "..") {
+        // Outside the cgroup namespace's root, e.g. `/../sibling` after a move by someone else: that
+        // group is not sentinit's to read.
+        crate::debug!("accounting: cgroup path {path} leads outside the cgroup namespace; not reading it");
+        return None;
+    }
     let relative = if mount.root == "/" {
         path.trim_start_matches('/')
     } else if path == mount.root {
@@ -143,28 +158,44 @@ fn directory(mount: &Mount, path: &str, sys: &Path) -> Option<PathBuf> {
         );
         return None;
     };
-    let mut dir = map_mount_point(&mount.mount_point, sys);
+    let mount_point = map_mount_point(&mount.mount_point, sys);
+    let mut dir = mount_point.clone();
     if !relative.is_empty() {
         dir.push(relative);
     }
     if dir.is_dir() {
-        return Some(dir);
+        return Some((dir, mount_point));
     }
     // Some runtimes bind the container's own group over the mount point without a cgroup namespace,
     // while mountinfo still names the hierarchy's root (seen with rootless runc on cgroup v1): the path
     // from /proc/self/cgroup then does not exist below the mount, but the mount point itself is the
-    // group. The caller's root-cgroup check keeps a real host root from being taken for it.
-    let mount_point = map_mount_point(&mount.mount_point, sys);
+    // group. Taken only when its cgroup.procs lists sentinit (pids there are in the reader's pid
+    // namespace), so that a hierarchy's root or someone else's group is never read as ours.
     if !relative.is_empty() && mount_point.is_dir() {
+        if lists_own_pid(&mount_point) {
+            crate::debug!(
+                "accounting: cgroup directory {} does not exist; using the mount point {} (the group bound over it, which holds sentinit)",
+                dir.display(),
+                mount_point.display()
+            );
+            return Some((mount_point.clone(), mount_point));
+        }
         crate::debug!(
-            "accounting: cgroup directory {} does not exist; using the mount point {} (the group bound over it)",
+            "accounting: cgroup directory {} does not exist, and the mount point {} does not hold sentinit (pid {}): not reading it",
             dir.display(),
-            mount_point.display()
+            mount_point.display(),
+            std::process::id()
         );
-        return Some(mount_point);
+        return None;
     }
     crate::debug!("accounting: cgroup directory {} does not exist", dir.display());
     None
+}
+
+/// Does `dir/cgroup.procs` list this process?
+fn lists_own_pid(dir: &Path) -> bool {
+    let own = std::process::id().to_string();
+    read_small(&dir.join("cgroup.procs")).is_some_and(|procs| procs.split_whitespace().any(|pid| pid == own))
 }
 
 /// A mount point under /sys is read under [`sys_root`].
@@ -261,19 +292,50 @@ mod tests {
     }
 
     #[test]
-    fn a_group_bound_over_the_mount_point_is_found_but_never_the_host_root() {
+    fn a_group_bound_over_the_mount_point_is_found_only_when_it_holds_sentinit() {
         let sys = std::env::temp_dir().join(format!("sentinit-discover-{}", std::process::id()));
         let memory = sys.join("fs/cgroup/memory");
         std::fs::create_dir_all(&memory).unwrap();
         let proc_cgroup = "4:memory:/process_api/x/ct\n";
         let mountinfo = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
-        let found = locate(proc_cgroup, mountinfo, &sys).memory.map(|l| l.dir);
+        let locate_memory = || locate(proc_cgroup, mountinfo, &sys).memory.map(|l| l.dir);
+        // Someone else's group (or the hierarchy's root) bound there: sentinit's pid is not listed.
+        std::fs::write(memory.join("cgroup.procs"), "1\n4000000\n").unwrap();
+        let foreign = locate_memory();
+        std::fs::write(memory.join("cgroup.procs"), "").unwrap();
+        let empty = locate_memory();
+        std::fs::write(memory.join("cgroup.procs"), format!("1\n{}\n77\n", std::process::id())).unwrap();
+        let found = locate_memory();
         // The real root has release_agent: refused, even through the fallback.
         std::fs::write(memory.join("release_agent"), "").unwrap();
-        let refused = locate(proc_cgroup, mountinfo, &sys).memory;
+        let refused = locate_memory();
         std::fs::remove_dir_all(&sys).unwrap();
+        assert_eq!(foreign, None, "cgroup.procs without sentinit's pid");
+        assert_eq!(empty, None);
         assert_eq!(found, Some(memory));
-        assert!(refused.is_none());
+        assert_eq!(refused, None);
+    }
+
+    #[test]
+    fn a_path_outside_the_cgroup_namespace_is_never_read() {
+        let sys = std::env::temp_dir().join(format!("sentinit-discover-dotdot-{}", std::process::id()));
+        // The namespace's root is the mount (root `/`); the sibling exists beside it on the host's tree.
+        let mount = sys.join("fs/cgroup");
+        std::fs::create_dir_all(sys.join("fs/sibling")).unwrap();
+        std::fs::create_dir_all(&mount).unwrap();
+        for dir in [&mount, &sys.join("fs/sibling")] {
+            std::fs::write(dir.join("cgroup.controllers"), "memory pids\n").unwrap();
+            std::fs::write(dir.join("cgroup.type"), "domain\n").unwrap();
+        }
+        let mountinfo = "702 701 0:28 / /sys/fs/cgroup ro - cgroup2 cgroup ro\n";
+        let own = locate("0::/\n", mountinfo, &sys);
+        let outside = locate("0::/../sibling\n", mountinfo, &sys);
+        let v1_outside =
+            locate("4:memory:/../../fs/sibling\n", "35 31 0:32 / /sys/fs/cgroup rw - cgroup cgroup rw,memory\n", &sys);
+        std::fs::remove_dir_all(&sys).unwrap();
+        assert_eq!(own.memory.map(|l| l.dir), Some(mount));
+        assert_eq!(outside, Cgroups::default(), "nothing is read through /../sibling");
+        assert_eq!(v1_outside, Cgroups::default());
     }
 
     #[test]

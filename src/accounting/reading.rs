@@ -32,8 +32,6 @@ pub struct Reading {
     pub pids_current: Option<u64>,
     pub pids_peak: Option<u64>,
     pub cpu_usage_us: Option<u64>,
-    pub cpu_user_us: Option<u64>,
-    pub cpu_system_us: Option<u64>,
     pub cpu_throttled_us: Option<u64>,
     pub cpu_limit: Option<CpuLimit>,
     pub memory_pressure_some_us: Option<u64>,
@@ -62,7 +60,11 @@ impl Reading {
     }
 }
 
-/// One controller's files, opened once; `read` fills in the fields that controller knows.
+/// One controller's files, opened once.
 pub trait Controller {
-    fn read(&self, into: &mut Reading);
+    /// Fills in the counters this controller knows: every sample, so only what a sample needs.
+    fn sample(&mut self, into: &mut Reading);
+    /// Fills in the limits: at start and at the end only, since they rarely change and a sample must
+    /// stay cheap.
+    fn limits(&mut self, into: &mut Reading);
 }

@@ -43,21 +43,28 @@ impl Memory {
 }
 
 impl Controller for Memory {
-    fn read(&self, r: &mut Reading) {
-        r.memory_usage = self.usage.as_ref().and_then(CounterFile::value);
-        r.memory_peak = self.max_usage.as_ref().and_then(CounterFile::value);
-        let stat = self.stat.as_ref().and_then(CounterFile::keyed);
-        let own = self.limit.as_ref().and_then(CounterFile::value);
-        let hierarchical = stat.as_ref().and_then(|s| s.get("hierarchical_memory_limit"));
+    fn sample(&mut self, r: &mut Reading) {
+        r.memory_usage = self.usage.as_mut().and_then(CounterFile::value);
+        r.memory_peak = self.max_usage.as_mut().and_then(CounterFile::value);
+        r.limit_hits = self.failcnt.as_mut().and_then(CounterFile::value);
+        // oom_kill arrived in 4.13; older kernels have only oom_kill_disable and under_oom.
+        r.oom_kills = self.oom_control.as_mut().and_then(|f| f.keyed(["oom_kill"])).and_then(|[kills]| kills);
+        r.inactive_file = self
+            .stat
+            .as_mut()
+            .and_then(|f| f.keyed(["total_inactive_file", "inactive_file"]))
+            .and_then(|[total, own]| total.or(own));
+    }
+
+    fn limits(&mut self, r: &mut Reading) {
+        let own = self.limit.as_mut().and_then(CounterFile::value);
+        let hierarchical =
+            self.stat.as_mut().and_then(|f| f.keyed(["hierarchical_memory_limit"])).and_then(|[limit]| limit);
         r.memory_limit = match (own, hierarchical) {
             (Some(a), Some(b)) => Some(limit_from_bytes(a.min(b))),
             (Some(a), None) | (None, Some(a)) => Some(limit_from_bytes(a)),
             (None, None) => None,
         };
-        r.limit_hits = self.failcnt.as_ref().and_then(CounterFile::value);
-        // oom_kill arrived in 4.13; older kernels have only oom_kill_disable and under_oom.
-        r.oom_kills = self.oom_control.as_ref().and_then(CounterFile::keyed).and_then(|k| k.get("oom_kill"));
-        r.inactive_file = stat.as_ref().and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")));
     }
 }
 
@@ -79,12 +86,15 @@ impl Cpu {
 }
 
 impl Controller for Cpu {
-    fn read(&self, r: &mut Reading) {
+    fn sample(&mut self, r: &mut Reading) {
         // throttled_time is in nanoseconds on v1.
         r.cpu_throttled_us =
-            self.stat.as_ref().and_then(CounterFile::keyed).and_then(|s| s.get("throttled_time")).map(|ns| ns / 1000);
-        let quota = self.quota.as_ref().and_then(CounterFile::read).and_then(|q| q.trim().parse::<i64>().ok());
-        let period = self.period.as_ref().and_then(CounterFile::value).filter(|p| *p > 0);
+            self.stat.as_mut().and_then(|f| f.keyed(["throttled_time"])).and_then(|[ns]| ns).map(|ns| ns / 1000);
+    }
+
+    fn limits(&mut self, r: &mut Reading) {
+        let quota = self.quota.as_mut().and_then(CounterFile::read).and_then(|q| q.trim().parse::<i64>().ok());
+        let period = self.period.as_mut().and_then(CounterFile::value).filter(|p| *p > 0);
         r.cpu_limit = match (quota, period) {
             (Some(q), _) if q < 0 => Some(CpuLimit::Unlimited),
             (Some(q), Some(p)) => Some(CpuLimit::Cores(q as f64 / p as f64)),
@@ -93,33 +103,24 @@ impl Controller for Cpu {
     }
 }
 
-/// The `cpuacct` hierarchy: CPU time used.
+/// The `cpuacct` hierarchy: CPU time used (cpuacct.usage, nanoseconds). The user/system split of
+/// cpuacct.stat is not read: the report takes it from wait4, which covers the workload's tree exactly.
 pub struct CpuAcct {
     usage: Option<CounterFile>,
-    stat: Option<CounterFile>,
-    ticks_per_second: u64,
 }
 
 impl CpuAcct {
     pub fn open(dir: &Path) -> CpuAcct {
-        // SAFETY: sysconf only queries a constant of the system.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        CpuAcct {
-            usage: CounterFile::open(dir, "cpuacct.usage"),
-            stat: CounterFile::open(dir, "cpuacct.stat"),
-            ticks_per_second: if ticks > 0 { ticks as u64 } else { 100 },
-        }
+        CpuAcct { usage: CounterFile::open(dir, "cpuacct.usage") }
     }
 }
 
 impl Controller for CpuAcct {
-    fn read(&self, r: &mut Reading) {
-        r.cpu_usage_us = self.usage.as_ref().and_then(CounterFile::value).map(|ns| ns / 1000);
-        let stat = self.stat.as_ref().and_then(CounterFile::keyed);
-        let to_us = |ticks: u64| ticks.saturating_mul(1_000_000) / self.ticks_per_second;
-        r.cpu_user_us = stat.as_ref().and_then(|s| s.get("user")).map(to_us);
-        r.cpu_system_us = stat.as_ref().and_then(|s| s.get("system")).map(to_us);
+    fn sample(&mut self, r: &mut Reading) {
+        r.cpu_usage_us = self.usage.as_mut().and_then(CounterFile::value).map(|ns| ns / 1000);
     }
+
+    fn limits(&mut self, _: &mut Reading) {}
 }
 
 pub struct Pids {
@@ -133,9 +134,11 @@ impl Pids {
 }
 
 impl Controller for Pids {
-    fn read(&self, r: &mut Reading) {
-        r.pids_current = self.current.as_ref().and_then(CounterFile::value);
+    fn sample(&mut self, r: &mut Reading) {
+        r.pids_current = self.current.as_mut().and_then(CounterFile::value);
     }
+
+    fn limits(&mut self, _: &mut Reading) {}
 }
 
 #[cfg(test)]

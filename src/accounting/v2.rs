@@ -3,17 +3,25 @@
 //! memory.peak (5.19+) and memory.swap.peak (6.5+) are opened read-write and reset at start: from 6.12
 //! on the kernel then reports the peak since the reset for reads through that descriptor only, so the
 //! peak covers this run without disturbing anyone else's view; older kernels refuse the write (EINVAL)
-//! and the peak covers the group's lifetime.
+//! and the peak covers the group's lifetime. Inside Docker and Kubernetes /sys/fs/cgroup is mounted
+//! read-only, so the read-write open fails (EROFS) and the peak counts only when it rose above its value
+//! at start.
+//!
+//! The memory limit is the smallest `memory.max` of the group and of its ancestors inside the mount: an
+//! ECS task-level limit or a Kubernetes pod limit lives on a parent group, and the kernel enforces the
+//! tightest one.
 
-use super::files::{parse_pressure_total, CounterFile};
+use super::files::{parse_pressure_total, CounterFile, Limit};
 use super::reading::{Controller, CpuLimit, Reading};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Memory {
     current: Option<CounterFile>,
     peak: Option<CounterFile>,
     peak_reset: bool,
     max: Option<CounterFile>,
+    /// memory.max of the ancestors inside the mount, nearest first.
+    ancestor_max: Vec<CounterFile>,
     events: Option<CounterFile>,
     stat: Option<CounterFile>,
     swap_current: Option<CounterFile>,
@@ -23,7 +31,8 @@ pub struct Memory {
 }
 
 impl Memory {
-    pub fn open(dir: &Path) -> Memory {
+    /// `ancestors`: the parent groups visible inside the mount, nearest first (see [`ancestors`]).
+    pub fn open(dir: &Path, ancestors: &[PathBuf]) -> Memory {
         let peak = CounterFile::open_writable(dir, "memory.peak");
         let peak_reset = peak.as_ref().is_some_and(|f| f.on_cgroup2() && f.write("reset"));
         let swap_peak = CounterFile::open_writable(dir, "memory.swap.peak");
@@ -41,6 +50,7 @@ impl Memory {
             peak,
             peak_reset,
             max: CounterFile::open(dir, "memory.max"),
+            ancestor_max: ancestors.iter().filter_map(|a| CounterFile::open(a, "memory.max")).collect(),
             events: CounterFile::open(dir, "memory.events"),
             stat: CounterFile::open(dir, "memory.stat"),
             swap_current: CounterFile::open(dir, "memory.swap.current"),
@@ -52,22 +62,36 @@ impl Memory {
 }
 
 impl Controller for Memory {
-    fn read(&self, r: &mut Reading) {
-        r.memory_usage = self.current.as_ref().and_then(CounterFile::value);
-        r.memory_peak = self.peak.as_ref().and_then(CounterFile::value);
+    fn sample(&mut self, r: &mut Reading) {
+        r.memory_usage = self.current.as_mut().and_then(CounterFile::value);
+        r.memory_peak = self.peak.as_mut().and_then(CounterFile::value);
         r.memory_peak_reset = self.peak_reset;
-        r.memory_limit = self.max.as_ref().and_then(CounterFile::limit);
-        let events = self.events.as_ref().and_then(CounterFile::keyed);
-        r.oom_kills = events.as_ref().and_then(|e| e.get("oom_kill"));
-        r.limit_hits = events.as_ref().and_then(|e| e.get("max"));
-        r.inactive_file = self.stat.as_ref().and_then(CounterFile::keyed).and_then(|s| s.get("inactive_file"));
-        r.swap_usage = self.swap_current.as_ref().and_then(CounterFile::value);
-        r.swap_peak = self.swap_peak.as_ref().and_then(CounterFile::value);
+        let events = self.events.as_mut().and_then(|f| f.keyed(["oom_kill", "max"]));
+        r.oom_kills = events.and_then(|[kills, _]| kills);
+        r.limit_hits = events.and_then(|[_, hits]| hits);
+        r.inactive_file = self.stat.as_mut().and_then(|f| f.keyed(["inactive_file"])).and_then(|[inactive]| inactive);
+        r.swap_usage = self.swap_current.as_mut().and_then(CounterFile::value);
+        r.swap_peak = self.swap_peak.as_mut().and_then(CounterFile::value);
         r.swap_peak_reset = self.swap_peak_reset;
-        let pressure = self.pressure.as_ref().and_then(CounterFile::read);
-        r.memory_pressure_some_us = pressure.as_deref().and_then(|p| parse_pressure_total(p, "some"));
-        r.memory_pressure_full_us = pressure.as_deref().and_then(|p| parse_pressure_total(p, "full"));
+        let pressure = self.pressure.as_mut().and_then(CounterFile::read);
+        r.memory_pressure_some_us = pressure.and_then(|p| parse_pressure_total(p, "some"));
+        r.memory_pressure_full_us = pressure.and_then(|p| parse_pressure_total(p, "full"));
     }
+
+    fn limits(&mut self, r: &mut Reading) {
+        // The group's own limit must be readable: an ancestor's alone would hide a malformed own file.
+        r.memory_limit = self
+            .max
+            .as_mut()
+            .and_then(CounterFile::limit)
+            .map(|own| self.ancestor_max.iter_mut().filter_map(CounterFile::limit).fold(own, Limit::min));
+    }
+}
+
+/// The directories between `dir` and `mount_point` (inclusive), nearest first: the ancestors whose
+/// limits also bind the group. Empty when the group is the mount point itself (a cgroup namespace).
+pub fn ancestors(dir: &Path, mount_point: &Path) -> Vec<PathBuf> {
+    dir.ancestors().skip(1).take_while(|a| a.starts_with(mount_point)).map(Path::to_path_buf).collect()
 }
 
 pub struct Cpu {
@@ -88,16 +112,16 @@ impl Cpu {
 }
 
 impl Controller for Cpu {
-    fn read(&self, r: &mut Reading) {
-        let stat = self.stat.as_ref().and_then(CounterFile::keyed);
-        r.cpu_usage_us = stat.as_ref().and_then(|s| s.get("usage_usec"));
-        r.cpu_user_us = stat.as_ref().and_then(|s| s.get("user_usec"));
-        r.cpu_system_us = stat.as_ref().and_then(|s| s.get("system_usec"));
-        r.cpu_throttled_us =
-            if self.max.is_some() { stat.as_ref().and_then(|s| s.get("throttled_usec")) } else { None };
-        r.cpu_limit = self.max.as_ref().and_then(CounterFile::read).and_then(|text| parse_cpu_max(&text));
+    fn sample(&mut self, r: &mut Reading) {
+        let stat = self.stat.as_mut().and_then(|f| f.keyed(["usage_usec", "throttled_usec"]));
+        r.cpu_usage_us = stat.and_then(|[usage, _]| usage);
+        r.cpu_throttled_us = if self.max.is_some() { stat.and_then(|[_, throttled]| throttled) } else { None };
         r.cpu_pressure_some_us =
-            self.pressure.as_ref().and_then(CounterFile::read).and_then(|p| parse_pressure_total(&p, "some"));
+            self.pressure.as_mut().and_then(CounterFile::read).and_then(|p| parse_pressure_total(p, "some"));
+    }
+
+    fn limits(&mut self, r: &mut Reading) {
+        r.cpu_limit = self.max.as_mut().and_then(CounterFile::read).and_then(parse_cpu_max);
     }
 }
 
@@ -126,10 +150,12 @@ impl Pids {
 }
 
 impl Controller for Pids {
-    fn read(&self, r: &mut Reading) {
-        r.pids_current = self.current.as_ref().and_then(CounterFile::value);
-        r.pids_peak = self.peak.as_ref().and_then(CounterFile::value);
+    fn sample(&mut self, r: &mut Reading) {
+        r.pids_current = self.current.as_mut().and_then(CounterFile::value);
+        r.pids_peak = self.peak.as_mut().and_then(CounterFile::value);
     }
+
+    fn limits(&mut self, _: &mut Reading) {}
 }
 
 #[cfg(test)]
@@ -143,5 +169,15 @@ mod tests {
         assert_eq!(parse_cpu_max("50000"), None);
         assert_eq!(parse_cpu_max("x 100000"), None);
         assert_eq!(parse_cpu_max("1 0"), None);
+    }
+
+    #[test]
+    fn ancestors_inside_the_mount() {
+        let mount = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            ancestors(Path::new("/sys/fs/cgroup/ecs/task/ctr"), mount),
+            [PathBuf::from("/sys/fs/cgroup/ecs/task"), "/sys/fs/cgroup/ecs".into(), "/sys/fs/cgroup".into()]
+        );
+        assert!(ancestors(mount, mount).is_empty(), "under a cgroup namespace the group is the mount");
     }
 }
