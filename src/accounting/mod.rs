@@ -36,6 +36,10 @@ pub struct Accountant {
     children_baseline: Option<libc::rusage>,
     heartbeat: Option<Duration>,
     last_heartbeat: (Instant, Option<u64>),
+    /// CPU use is rated over gaps of at least half an interval: the early first sample and the one at
+    /// the main child's exit can come a fraction of a millisecond after another, and one clock tick of
+    /// CPU over such a gap would read as many cores.
+    min_rate_gap: Duration,
     last_tick_cpu: (Instant, Option<u64>),
     warned_near_limit: bool,
     child: Option<i32>,
@@ -141,6 +145,7 @@ impl Accountant {
             started: Instant::now(),
             started_at: SystemTime::now(),
             children_baseline: children_rusage(),
+            min_rate_gap: config.interval / 2,
             heartbeat: config.heartbeat,
             last_heartbeat: (Instant::now(), None),
             last_tick_cpu: (Instant::now(), None),
@@ -308,10 +313,12 @@ impl crate::supervise::Observer for Accountant {
         samples.pids_max = max(reading.pids_current, samples.pids_max);
 
         let cpu_us = self.cpu_so_far_us(&reading);
-        if let Some(cores) = cores_between(self.last_tick_cpu, (now, cpu_us)) {
-            self.samples.cpu_max_cores = Some(self.samples.cpu_max_cores.map_or(cores, |m| m.max(cores)));
+        if now.saturating_duration_since(self.last_tick_cpu.0) >= self.min_rate_gap {
+            if let Some(cores) = cores_between(self.last_tick_cpu, (now, cpu_us)) {
+                self.samples.cpu_max_cores = Some(self.samples.cpu_max_cores.map_or(cores, |m| m.max(cores)));
+            }
+            self.last_tick_cpu = (now, cpu_us);
         }
-        self.last_tick_cpu = (now, cpu_us);
 
         if let (Some(ws), Some(limit), false) =
             (working_set, self.baseline.memory_limit_bytes(), self.warned_near_limit)
