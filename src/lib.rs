@@ -25,6 +25,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs sentinit with `args` (argv, program name first) and returns the exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    // sentinit's own variables must be text; anything else is passed to the workload untouched.
+    if let Some((name, _)) =
+        env.iter().find(|(k, v)| k.to_string_lossy().starts_with("SENTINIT_") && v.to_str().is_none())
+    {
+        crate::log::line(format_args!("sentinit: {}: the value is not valid UTF-8", name.to_string_lossy()));
+        crate::log::line(format_args!("Try 'sentinit --help' for more information."));
+        return 2;
+    }
     let text_env = env.iter().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())));
     let action = match config::parse(args.get(1..).unwrap_or(&[]), text_env) {
         Ok(action) => action,
@@ -57,9 +65,6 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     log::set_verbose(config.verbose);
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
     let inherited_ignores = signals::inherited_ignores();
-    if std::process::id() != 1 {
-        become_subreaper();
-    }
     // Signals are taken over before identity is resolved, so a `docker stop` that arrives during those
     // two seconds is held and forwarded to the workload once it exists, instead of being lost (PID 1
     // ignores signals it has no handler for) or killing sentinit before it started anything.
@@ -69,9 +74,14 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
             // Without the signalfd sentinit cannot forward anything; running the workload bare is still
             // better than not running it at all.
             warn!("cannot set up signal handling ({e}); running the workload without supervision");
-            return exec_directly(config, &env);
+            return spawn::exec_in_place(&config.command, &env);
         }
     };
+    // After the signals are taken: from here on a write to a closed stderr raises a SIGPIPE that is only
+    // read from the signalfd (and dropped), never one that kills sentinit.
+    if std::process::id() != 1 {
+        supervise::become_subreaper();
+    }
 
     let identity = identity::resolve(config, &env);
     for (name, value) in identity.exports() {
@@ -119,36 +129,4 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
         debug!("exit code {code} remapped to {remapped}");
     }
     remapped
-}
-
-/// PR_SET_CHILD_SUBREAPER, so that orphans of the workload are reparented to sentinit (and reaped)
-/// even when sentinit is not PID 1: `docker run --init` plus sentinit, shared PID namespaces, tests.
-fn become_subreaper() {
-    // SAFETY: prctl with integer arguments only.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if rc != 0 {
-        warn!(
-            "not PID 1 and cannot become a child subreaper ({}): orphaned processes will not be reaped by sentinit",
-            std::io::Error::last_os_error()
-        );
-    } else {
-        debug!("not PID 1: registered as child subreaper");
-    }
-}
-
-/// The last resort when signals cannot be taken over: exec the workload in place of sentinit.
-fn exec_directly(config: &Config, env: &[(OsString, OsString)]) -> i32 {
-    use std::os::unix::process::CommandExt;
-    let _ = signals::set_blocked(signals::Mask::empty());
-    let error = std::process::Command::new(&config.command[0])
-        .args(&config.command[1..])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .exec();
-    error!("cannot run '{}': {error}", config.command[0].to_string_lossy());
-    if error.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    }
 }

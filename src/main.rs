@@ -20,6 +20,6 @@ pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_cha
         })
         .collect();
     let code = sentinit::run(args);
-    // Flush nothing left behind: stdout is only written by --help, --version and --identity.
+    // process::exit runs std's cleanup, which flushes stdout (--help, --version, --identity).
     std::process::exit(code)
 }

@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Every live descendant of `root`, found by following parent links in /proc/<pid>/stat.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+/// Every live descendant of `root`, found by following parent links in /proc/<pid>/stat. An error
+/// when /proc cannot be listed (not mounted, as in a bare chroot).
+pub fn descendants(root: i32) -> std::io::Result<Vec<i32>> {
+    let entries = std::fs::read_dir("/proc")?;
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -32,7 +31,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
             }
         }
     }
-    found.into_iter().collect()
+    Ok(found.into_iter().collect())
 }
 
 /// The parent pid from a /proc/<pid>/stat line. The command name may hold spaces and parentheses, so

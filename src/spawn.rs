@@ -23,7 +23,7 @@ pub enum LaunchError {
     NotFound(String),
     /// Found, but cannot be executed (a directory, no x bit, bad format): exit code 126.
     NotExecutable(String, io::Error),
-    /// fork or pipe failed: exit code 1... but sentinit reports it like any other start failure.
+    /// fork or pipe failed (out of processes or descriptors): exit code 1.
     System(String, io::Error),
 }
 
@@ -165,8 +165,9 @@ pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
 
-    // SAFETY: sentinit is single-threaded here, and the child branch below only makes async-signal-safe
-    // system calls on data prepared before the fork, then execs or _exits.
+    // SAFETY: the child branch below only makes async-signal-safe system calls on data prepared before
+    // the fork, then execs or _exits, so it is sound even if another thread (ureq's resolver) held a
+    // lock at the moment of the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
@@ -192,6 +193,27 @@ pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result
         });
     }
     Ok(pid)
+}
+
+/// The last resort when signals cannot be taken over: exec the workload in place of sentinit, with
+/// the signal state it would have had as sentinit's child. Returns only on failure, with 127 or 126.
+pub fn exec_in_place(command: &[OsString], env: &[(OsString, OsString)]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    for signal in [libc::SIGTTIN, libc::SIGTTOU] {
+        signals::set_ignored(signal, false);
+    }
+    let _ = signals::set_blocked(Mask::empty());
+    let error = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .exec();
+    crate::error!("cannot run '{}': {}", command[0].to_string_lossy(), describe(&command[0].to_string_lossy(), &error));
+    if error.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }
 
 /// Reads until `buffer` is full or EOF (the exec closed the pipe); returns the byte count.

@@ -134,7 +134,9 @@ pub struct Supervisor<'a> {
     stop_signal: Option<i32>,
     kill_deadline: Option<Instant>,
     reaped: u64,
+    own_pid: u32,
     is_pid1: bool,
+    warned_no_proc: bool,
 }
 
 impl<'a> Supervisor<'a> {
@@ -148,7 +150,9 @@ impl<'a> Supervisor<'a> {
             stop_signal: None,
             kill_deadline: None,
             reaped: 0,
+            own_pid: std::process::id(),
             is_pid1: std::process::id() == 1,
+            warned_no_proc: false,
         }
     }
 
@@ -159,11 +163,12 @@ impl<'a> Supervisor<'a> {
         loop {
             let now = Instant::now();
             let mut deadline = next_tick;
-            if let Some(kill_at) = self.kill_deadline {
-                deadline = deadline.min(kill_at);
-            }
             match phase {
-                Phase::Running => {}
+                Phase::Running => {
+                    if let Some(kill_at) = self.kill_deadline {
+                        deadline = deadline.min(kill_at);
+                    }
+                }
                 Phase::Draining { deadline: end } | Phase::Killing { deadline: end } => {
                     deadline = deadline.min(end);
                     // Processes that are not our children (sentinit could not become a subreaper) send
@@ -200,6 +205,8 @@ impl<'a> Supervisor<'a> {
 
             phase = match phase {
                 Phase::Running if self.main_exit.is_some() => {
+                    // Escalation is about the main child only; it is gone.
+                    self.kill_deadline = None;
                     observer.main_exited();
                     if !self.anything_left() {
                         break;
@@ -265,6 +272,11 @@ impl<'a> Supervisor<'a> {
         if received == libc::SIGCHLD {
             return; // reaped right after, whatever the count
         }
+        // sentinit's own doing: SIGPIPE from a write to a closed stderr, SIGXFSZ from --report-file.
+        // They are about sentinit's descriptors, not the workload's, and must not be forwarded.
+        if sender == self.own_pid {
+            return;
+        }
         if never_forwarded(received) {
             debug!("received {} from pid {sender}: ignored", signals::name(received));
             return;
@@ -301,15 +313,15 @@ impl<'a> Supervisor<'a> {
     fn forward(&self, signal: i32) -> String {
         if self.config.single_child {
             if self.main_exit.is_none() {
-                send(self.child, signal);
+                send_signal(self.child, signal);
                 return format!("main child {}", self.child);
             }
             return "nobody (the main child has exited)".to_string();
         }
-        let group_ok = send(-self.child, signal);
+        let group_ok = send_signal(-self.child, signal);
         // The main child may have left its group (setsid, a shell's job control); it still gets it.
         if self.main_exit.is_none() && (!group_ok || current_pgid(self.child) != Some(self.child)) {
-            send(self.child, signal);
+            send_signal(self.child, signal);
             return format!("process group {} and main child {}", self.child, self.child);
         }
         format!("process group {}", self.child)
@@ -317,22 +329,38 @@ impl<'a> Supervisor<'a> {
 
     /// Escalation: SIGKILL to the workload's process group and to the main child.
     fn kill_workload(&self, signal: i32) {
-        send(-self.child, signal);
-        send(self.child, signal);
+        send_signal(-self.child, signal);
+        send_signal(self.child, signal);
     }
 
     /// Sends `signal` to everything left after the main child: as PID 1 every process in the namespace
     /// (kill(-1) spares PID 1 itself); otherwise the workload's process group and every descendant
     /// found in /proc, including daemons that left the group with setsid.
-    fn signal_the_rest(&self, signal: i32) {
-        if self.is_pid1 {
-            // SAFETY: kill(-1) as PID 1 of a namespace reaches exactly the namespace's other processes.
-            unsafe { libc::kill(-1, signal) };
-            return;
-        }
-        send(-self.child, signal);
-        for pid in proctree::descendants(std::process::id() as i32) {
-            send(pid, signal);
+    ///
+    /// A SIGCONT follows a SIGTERM: a process stopped by a forwarded SIGTSTP would otherwise sit on
+    /// the TERM until the grace period ran out.
+    fn signal_the_rest(&mut self, signal: i32) {
+        let signals: &[i32] = if signal == libc::SIGTERM { &[libc::SIGTERM, libc::SIGCONT] } else { &[signal] };
+        for &signal in signals {
+            if self.is_pid1 {
+                // kill(-1) from PID 1 of a namespace reaches exactly the namespace's other processes.
+                send_signal(-1, signal);
+                continue;
+            }
+            send_signal(-self.child, signal);
+            match proctree::descendants(self.own_pid as i32) {
+                Ok(pids) => pids.into_iter().for_each(|pid| {
+                    send_signal(pid, signal);
+                }),
+                Err(e) if !self.warned_no_proc => {
+                    self.warned_no_proc = true;
+                    warn!(
+                        "cannot list the workload's descendants ({e}): only its process group gets {}",
+                        signals::name(signal)
+                    );
+                }
+                Err(_) => {}
+            }
         }
     }
 
@@ -372,20 +400,32 @@ impl<'a> Supervisor<'a> {
 
     /// Is any process of the workload left: a child of ours, or a member of its process group?
     fn anything_left(&self) -> bool {
-        // SAFETY: signal 0 only checks for existence.
-        self.has_children() || unsafe { libc::kill(-self.child, 0) } == 0
+        // Signal 0 only checks whether the group still has a member.
+        self.has_children() || send_signal(-self.child, 0)
     }
 }
 
-fn send(pid: i32, signal: i32) -> bool {
-    // SAFETY: kill has no memory effects; ESRCH and EPERM are reported by the return value.
+/// kill(2): `pid` may be a process, `-pgid` a process group, `-1` everything (as PID 1); signal 0 only
+/// checks. Returns whether anything was signalled; ESRCH and EPERM are not errors here. Raw, because
+/// nix's `Signal` has no real-time signals.
+fn send_signal(pid: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
     unsafe { libc::kill(pid, signal) == 0 }
 }
 
 fn current_pgid(pid: i32) -> Option<i32> {
-    // SAFETY: getpgid only queries.
-    let pgid = unsafe { libc::getpgid(pid) };
-    (pgid >= 0).then_some(pgid)
+    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok().map(|p| p.as_raw())
+}
+
+/// PR_SET_CHILD_SUBREAPER, so that orphans of the workload are reparented to sentinit (and reaped)
+/// even when sentinit is not PID 1: `docker run --init` plus sentinit, shared PID namespaces, tests.
+pub fn become_subreaper() {
+    match nix::sys::prctl::set_child_subreaper(true) {
+        Ok(()) => debug!("not PID 1: registered as child subreaper"),
+        Err(e) => warn!(
+            "not PID 1 and cannot become a child subreaper ({e}): orphaned processes will not be reaped by sentinit"
+        ),
+    }
 }
 
 /// Blocks every signal, ignores SIGTTIN/SIGTTOU, and returns the signalfd that will read them all.

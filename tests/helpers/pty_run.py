@@ -4,6 +4,7 @@
 scenario 'jobcontrol': checks that an interactive `bash -m` has job control ('m' in $-) and that it is the
 terminal's foreground process group, then exits 0 through the shell.
 scenario 'ctrl-c': waits for the workload to print 'ready', sends ^C through the terminal.
+scenario 'plain': only runs the command under the terminal.
 Prints the lines it saw and 'exit=N' with the exit status (128+n for a signal)."""
 import os
 import pty
