@@ -15,7 +15,11 @@ fail() {
 }
 [ -x "$sentinit_bin" ] || fail "no executable sentinit at $sentinit_bin"
 busybox=$(command -v busybox) || fail "busybox not found (apt-get install busybox-static)"
-file -L "$busybox" 2>/dev/null | grep -q 'dynamically linked' && fail "$busybox is not static (install busybox-static)"
+# A static binary asks for no program interpreter (readelf comes with binutils, which gcc pulls in).
+is_static() { ! readelf -l "$1" 2>/dev/null | grep -q 'program interpreter'; }
+command -v readelf >/dev/null || fail "readelf not found (apt-get install binutils)"
+is_static "$busybox" || fail "$busybox is not static (install busybox-static)"
+is_static "$sentinit_bin" || fail "$sentinit_bin is not static"
 runc_bin=$(command -v runc) || fail "runc not found (tests/vm/install-deps.sh installs it)"
 if command -v musl-gcc >/dev/null 2>&1; then cc="musl-gcc -static"; else cc="gcc -static"; fi
 

@@ -21,7 +21,7 @@ vm_apt_update_private_lists
 
 # shellcheck disable=SC2086 # $APT_PRIVATE is a list of -o options
 DEBIAN_FRONTEND=noninteractive apt-get $APT_PRIVATE install -y --no-install-recommends \
-    busybox-static runc musl-tools gcc libc6-dev cpio xz-utils util-linux
+    busybox-static runc musl-tools gcc binutils libc6-dev cpio xz-utils util-linux
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive apt-get $APT_PRIVATE install -y --no-install-recommends \
     -t bookworm-backports qemu-system-x86
