@@ -138,18 +138,15 @@ fn resolve(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, LaunchErro
 }
 
 fn is_executable(path: &Path) -> bool {
-    match CString::new(path.as_os_str().as_bytes()) {
-        // SAFETY: access only reads the NUL-terminated path.
-        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 },
-        Err(_) => false,
-    }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 /// Is stdin a terminal whose foreground group is sentinit's own? Only then is the terminal handed to
 /// the workload: a sentinit started in the background of a shell must not steal the foreground.
 pub fn owns_foreground_terminal() -> bool {
-    // SAFETY: isatty, tcgetpgrp and getpgrp only query state of this process and fd 0.
-    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+    let stdin = std::io::stdin();
+    nix::unistd::isatty(&stdin).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp())
 }
 
 /// Forks and execs the workload in its own process group. Returns its pid once the exec has succeeded.
@@ -177,16 +174,16 @@ pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result
     }
     drop(write_end);
     // Also from the parent, so the group exists before the first signal is forwarded to it.
-    // SAFETY: setpgid on our own child; failure (it already exec'd and did it itself) is harmless.
-    unsafe { libc::setpgid(pid, pid) };
+    // Failure (the child already exec'd after doing it itself) is harmless.
+    let child = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::unistd::setpgid(child, child);
 
     let mut errno_bytes = [0u8; 4];
     let received = read_full(&read_end, &mut errno_bytes);
     if received == 4 {
         let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno_bytes));
-        let mut status = 0;
-        // SAFETY: reaps the child that just reported its failure and is about to _exit.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        // Reap the child that just reported its failure and is about to _exit.
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(match error.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => LaunchError::NotFound(launch.display.clone()),
             _ => LaunchError::NotExecutable(launch.display.clone(), error),

@@ -152,8 +152,10 @@ impl Accountant {
             warned_near_limit: false,
             child: None,
             child_stat: None,
-            // SAFETY: sysconf only queries a constant of the system.
-            ticks_per_second: unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64,
+            ticks_per_second: nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+                .ok()
+                .flatten()
+                .map_or(100, |ticks| ticks.max(1) as u64),
             samples: Samples::default(),
             oom_score_adj: None,
         };
