@@ -147,6 +147,27 @@ fn every_catchable_signal_is_forwarded() {
     }
 }
 
+/// sentinit running `sh -c SCRIPT` in `mode`, once the script has touched "$READY" (set up its traps).
+struct Running {
+    child: std::process::Child,
+    /// sentinit's pid as the test sees it.
+    pid: i32,
+    _scratch: TempDir,
+}
+
+fn start_sh(mode: Mode, options: &[&str], script: &str) -> Running {
+    let scratch = TempDir::new("sh");
+    let ready = scratch.join("ready");
+    let mut args = options.to_vec();
+    args.extend_from_slice(&["sh", "-c", script]);
+    let mut cmd = command(mode, &args);
+    cmd.env("READY", &ready);
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = sentinit_pid(&child, mode);
+    wait_for(LIMIT, || std::fs::metadata(&ready).ok()).expect("the workload got ready");
+    Running { child, pid, _scratch: scratch }
+}
+
 #[test]
 fn signals_32_to_34_are_forwarded_not_fatal() {
     // Below the C library's SIGRTMIN; musl's sigfillset leaves them unblocked, which killed musl-built
@@ -156,16 +177,10 @@ fn signals_32_to_34_are_forwarded_not_fatal() {
             continue;
         }
         for signal in [32, 33, 34] {
-            let dir = TempDir::new("rt32");
-            let ready = dir.join("ready");
-            let script = format!("touch {}; exec sleep 100", ready.display());
-            let mut cmd = command(mode, &["-q", "sh", "-c", &script]);
-            let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-            let pid = sentinit_pid(&child, mode);
-            wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-            common::signal(pid, signal);
-            assert_eq!(code(&finish(child, LIMIT)), 128 + signal, "{mode:?}: signal {signal}");
+            let running = start_sh(mode, &["-q"], "touch \"$READY\"; exec sleep 100");
+            std::thread::sleep(Duration::from_millis(100)); // past the exec
+            common::signal(running.pid, signal);
+            assert_eq!(code(&finish(running.child, LIMIT)), 128 + signal, "{mode:?}: signal {signal}");
         }
     }
 }
@@ -408,29 +423,20 @@ fn kill_after_escalates_a_stop_signal() {
         if !mode_available(mode) {
             continue;
         }
-        let dir = TempDir::new("killafter");
-        let ready = dir.join("ready");
-        let script = format!("trap '' TERM INT; touch {}; while :; do sleep 0.05; done", ready.display());
+        let script = "trap '' TERM INT; touch \"$READY\"; while :; do sleep 0.05; done";
         // With --kill-after the TERM-ignoring workload is SIGKILLed.
-        let mut cmd = command(mode, &["-q", "--kill-after", "300ms", "sh", "-c", &script]);
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let pid = sentinit_pid(&child, mode);
-        wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
-        common::signal(pid, libc::SIGTERM);
-        let output = finish(child, LIMIT);
+        let running = start_sh(mode, &["-q", "--kill-after", "300ms"], script);
+        common::signal(running.pid, libc::SIGTERM);
+        let output = finish(running.child, LIMIT);
         assert_eq!(code(&output), 137, "{mode:?}: {}", stderr_of(&output));
 
         // Without it (the default), the workload is still running after the same TERM.
-        std::fs::remove_file(&ready).unwrap();
-        let mut cmd = command(mode, &["-q", "sh", "-c", &script]);
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let pid = sentinit_pid(&child, mode);
-        wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
-        common::signal(pid, libc::SIGTERM);
+        let running = start_sh(mode, &["-q"], script);
+        common::signal(running.pid, libc::SIGTERM);
         std::thread::sleep(Duration::from_millis(800));
-        assert!(alive(pid), "{mode:?}: no escalation by default");
-        common::signal(pid, libc::SIGUSR1); // the shell does not ignore USR1
-        assert_eq!(code(&finish(child, LIMIT)), 128 + libc::SIGUSR1);
+        assert!(alive(running.pid), "{mode:?}: no escalation by default");
+        common::signal(running.pid, libc::SIGUSR1); // the shell does not ignore USR1
+        assert_eq!(code(&finish(running.child, LIMIT)), 128 + libc::SIGUSR1);
     }
 }
 
@@ -691,17 +697,11 @@ fn a_sigkill_sentinit_sends_is_reported_as_its_own_not_as_an_oom() {
             continue;
         }
         for options in [&["--kill-after", "200ms"][..], &["--rewrite", "TERM:KILL"][..]] {
-            let dir = TempDir::new("own-kill");
-            let ready = dir.join("ready");
-            let script = format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display());
             let mut args = vec!["-q", "--report", "json"];
             args.extend_from_slice(options);
-            args.extend_from_slice(&["sh", "-c", &script]);
-            let child = command(mode, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-            let pid = sentinit_pid(&child, mode);
-            wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
-            common::signal(pid, libc::SIGTERM);
-            let output = finish(child, LIMIT);
+            let running = start_sh(mode, &args, "trap '' TERM; touch \"$READY\"; while :; do sleep 0.05; done");
+            common::signal(running.pid, libc::SIGTERM);
+            let output = finish(running.child, LIMIT);
             assert_eq!(code(&output), 137, "{mode:?} {options:?}");
             let report = report(&output);
             assert_eq!(report["signal"], "SIGKILL", "{mode:?} {options:?}");
@@ -737,23 +737,15 @@ fn draining_after_a_stop_signal_does_not_spin() {
         if !mode_available(mode) {
             continue;
         }
-        let dir = TempDir::new("drain-idle");
-        let ready = dir.join("ready");
-        let script = format!(
-            "(trap '' TERM; exec sleep 30) & touch {}; trap 'exit 0' TERM; while :; do sleep 0.05; done",
-            ready.display()
-        );
-        let mut cmd =
-            command(mode, &["-q", "--report", "none", "--kill-after", "5s", "--grace", "3s", "sh", "-c", &script]);
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let pid = sentinit_pid(&child, mode);
-        wait_for(LIMIT, || std::fs::metadata(&ready).ok()).unwrap();
-        common::signal(pid, libc::SIGTERM);
+        let script =
+            "(trap '' TERM; exec sleep 30) & touch \"$READY\"; trap 'exit 0' TERM; while :; do sleep 0.05; done";
+        let running = start_sh(mode, &["-q", "--report", "none", "--kill-after", "5s", "--grace", "3s"], script);
+        common::signal(running.pid, libc::SIGTERM);
         std::thread::sleep(Duration::from_millis(500));
-        let before = cpu_ticks(pid);
+        let before = cpu_ticks(running.pid);
         std::thread::sleep(Duration::from_secs(1));
-        let used = cpu_ticks(pid) - before;
-        let output = finish(child, LIMIT);
+        let used = cpu_ticks(running.pid) - before;
+        let output = finish(running.child, LIMIT);
         assert_eq!(code(&output), 0, "{mode:?}: {}", stderr_of(&output));
         assert!(used <= 5, "{mode:?}: {used} ticks in 1 s of draining");
     }
