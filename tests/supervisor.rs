@@ -791,3 +791,29 @@ fn a_sentinit_in_the_background_leaves_the_terminal_alone() {
     assert_eq!(parts[0].trim_start_matches("tpgid="), parts[1].trim_start_matches("pgid="), "{out}");
     assert!(out.contains("exit=0"), "{out}");
 }
+
+#[test]
+fn a_failed_subreaper_registration_is_a_single_warning_not_a_failure() {
+    // A seccomp filter (tests/helpers/no_subreaper.c) makes PR_SET_CHILD_SUBREAPER fail with EPERM, as
+    // a locked-down runtime might. sentinit warns once and runs the workload all the same.
+    let scratch = TempDir::new("no-subreaper");
+    let helper_bin = scratch.join("no_subreaper");
+    let compiled = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&helper_bin)
+        .arg(helper("no_subreaper.c"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !require(compiled, "gcc to build tests/helpers/no_subreaper.c") {
+        return;
+    }
+    let mut cmd = Command::new(&helper_bin);
+    clean_env(&mut cmd).args([sentinit(), "-q", "--report", "none", "--", "sh", "-c", "sh -c 'sleep 0.2 &'; exit 4"]);
+    let output = run(cmd, LIMIT);
+    assert_eq!(code(&output), 4, "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("cannot become a child subreaper")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].starts_with("sentinit: warning:"), "{stderr}");
+}
