@@ -53,7 +53,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
         Action::Identity(config) => {
             log::set_verbose(config.verbose);
-            println!("{}", identity::resolve(&config, &env).to_json());
+            println!("{}", identity::resolve(&config, &env, &paths::SelfFiles::read()).to_json());
             0
         }
         Action::Run(config) => run_workload(&config, env),
@@ -83,7 +83,8 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
         supervise::become_subreaper();
     }
 
-    let identity = identity::resolve(config, &env);
+    let self_files = paths::SelfFiles::read();
+    let identity = identity::resolve(config, &env, &self_files);
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
         if !env.iter().any(|(k, _)| k == name.as_str()) {
@@ -95,7 +96,7 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     }
 
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
-    let mut accountant = accounting::Accountant::start(config);
+    let mut accountant = accounting::Accountant::start(config, &self_files);
     let started = spawn::Launch::prepare(&config.command, &env).and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
         let child = spawn::spawn(&launch, &spawn::ChildSetup { inherited_ignores }, take_terminal)?;

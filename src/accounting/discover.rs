@@ -12,7 +12,7 @@
 //! them at fixture trees.
 
 use super::files::read_small;
-use crate::paths::{proc_root, sys_root};
+use crate::paths::{sys_root, SelfFiles};
 use std::path::{Path, PathBuf};
 
 /// One controller's cgroup directory.
@@ -45,18 +45,14 @@ impl Cgroups {
     }
 }
 
-/// Discovers the cgroups of this process under [`proc_root`] and [`sys_root`].
-pub fn discover() -> Cgroups {
-    let proc = proc_root();
-    let read = |name: &str| {
-        let path = proc.join("self").join(name);
-        std::fs::read_to_string(&path)
-            .map_err(|e| crate::debug!("accounting: {}: {e}; no cgroup accounting", path.display()))
-            .ok()
-    };
-    match (read("cgroup"), read("mountinfo")) {
-        (Some(cgroup), Some(mountinfo)) => locate(&cgroup, &mountinfo, &sys_root()),
-        _ => Cgroups::default(),
+/// Discovers the cgroups of this process from its /proc/self files, under [`sys_root`].
+pub fn discover(files: &SelfFiles) -> Cgroups {
+    match (&files.cgroup, &files.mountinfo) {
+        (Ok(cgroup), Ok(mountinfo)) => locate(cgroup, mountinfo, &sys_root()),
+        (Err(e), _) | (_, Err(e)) => {
+            crate::debug!("accounting: {e}; no cgroup accounting");
+            Cgroups::default()
+        }
     }
 }
 

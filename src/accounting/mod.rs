@@ -128,8 +128,8 @@ impl Usage {
 
 impl Accountant {
     /// Finds the cgroup and takes the baseline, before the workload starts.
-    pub fn start(config: &Config) -> Accountant {
-        let cgroups = discover::discover();
+    pub fn start(config: &Config, files: &crate::paths::SelfFiles) -> Accountant {
+        let cgroups = discover::discover(files);
         debug!(
             "accounting: memory {}, cpu {}, cpuacct {}, pids {}",
             describe(&cgroups.memory),

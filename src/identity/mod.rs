@@ -66,7 +66,7 @@ pub struct Identity {
 /// environment: the ECS agent's variables are read from it, and so are the exported variables
 /// themselves, because a value the user set wins (it is what the workload will see, so it is also
 /// what the START line, `--identity`, the report and the introspection lookup use).
-pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
+pub fn resolve(config: &Config, env: &[(OsString, OsString)], files: &paths::SelfFiles) -> Identity {
     let deadline = Instant::now() + config.identity_timeout;
     let var = |name: &str| {
         env.iter()
@@ -81,9 +81,9 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
 
     // Local files first: they cost microseconds, and the network may use up the whole budget.
     let proc_root = paths::proc_root();
-    let cgroup_text = read_text(&proc_root.join("self/cgroup"));
+    let cgroup_text = files.cgroup.as_deref().ok();
     let cpuset_text = read_text(&proc_root.join("self/cpuset"));
-    let cgroups = cgroup::scan(cgroup_text.as_deref(), cpuset_text.as_deref());
+    let cgroups = cgroup::scan(cgroup_text, cpuset_text.as_deref());
     let hostname = read_text(&proc_root.join("sys/kernel/hostname"));
     let ecs_environment: Vec<&str> = ECS_ENVIRONMENT.into_iter().filter(|name| var(name).is_some()).collect();
     let metadata_path = var("ECS_CONTAINER_METADATA_FILE");
@@ -117,9 +117,9 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
     if resolver.wants_container_id() {
         match pick(&cgroups.ids, hostname.as_deref()) {
             Pick::One(id) => resolver.take_container_id(Some(id), "cgroup"),
-            Pick::None => resolver.id_notes.push(match &cgroup_text {
-                Some(_) => format!("no container ID in the cgroup paths ({})", cgroups.paths.join(", ")),
-                None => format!("cannot read {}", proc_root.join("self/cgroup").display()),
+            Pick::None => resolver.id_notes.push(match &files.cgroup {
+                Ok(_) => format!("no container ID in the cgroup paths ({})", cgroups.paths.join(", ")),
+                Err(e) => e.clone(),
             }),
             Pick::Ambiguous(ids) => {
                 resolver.id_notes.push(format!("the cgroup paths name several containers: {}", ids.join(", ")))
@@ -131,8 +131,7 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)]) -> Identity {
     // there the bind mounts may be the pause container's (awsvpc), and a wrong ID is worse than none.
     if resolver.wants_container_id() {
         if ecs_environment.is_empty() {
-            let mounts = read_text(&proc_root.join("self/mountinfo")).map(|text| mountinfo::scan(&text));
-            let mounts = mounts.unwrap_or_default();
+            let mounts = files.mountinfo.as_deref().map(mountinfo::scan).unwrap_or_default();
             match (mounts.secrets_id.clone(), pick(&mounts.ids, hostname.as_deref())) {
                 (Some(id), _) | (None, Pick::One(id)) => resolver.take_container_id(Some(id), "mountinfo"),
                 (None, Pick::None) => {
