@@ -3,7 +3,7 @@
 
 mod identity_support;
 
-use identity_support::{fixture, fixture_with_hostname, identity, workload};
+use identity_support::{fixture, fixture_with_hostname, identity, scratch_dir, workload};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -163,7 +163,7 @@ fn a_variable_the_user_set_wins() {
 
 #[test]
 fn the_task_id_follows_the_task_arn_the_user_set() {
-    let dir = tempdir("metadata-explicit");
+    let dir = scratch_dir("metadata-explicit");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, METADATA_INITIAL).unwrap();
     let user_arn = "arn:aws:ecs:eu-central-1:444455556666:task/staging/0123456789abcdef0123456789abcdef";
@@ -200,7 +200,7 @@ fn the_task_id_follows_the_task_arn_the_user_set() {
 
 #[test]
 fn a_missing_or_garbled_proc_resolves_nothing_and_still_runs() {
-    let dir = tempdir("garbled");
+    let dir = scratch_dir("garbled");
     std::fs::create_dir_all(dir.join("self")).unwrap();
     std::fs::write(dir.join("self/cgroup"), b"\xff\xfe not a cgroup file\n:::\n12\n").unwrap();
     std::fs::write(dir.join("self/mountinfo"), b"1 2\n\n\xff").unwrap();
@@ -224,7 +224,7 @@ fn metadata_ready(container_id: &str) -> String {
 
 #[test]
 fn metadata_file_gives_the_task_at_once_and_cgroup_the_container() {
-    let dir = tempdir("metadata-initial");
+    let dir = scratch_dir("metadata-initial");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, METADATA_INITIAL).unwrap();
     let env = [
@@ -267,7 +267,7 @@ fn under_ecs_the_metadata_file_is_awaited_instead_of_the_pause_containers_bind_m
     let own = "7c0d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
     let root = fixture("ecs-al2023-v2-awsvpc");
     for tag in ["identity", "workload"] {
-        let dir = tempdir(&format!("metadata-awsvpc-{tag}"));
+        let dir = scratch_dir(&format!("metadata-awsvpc-{tag}"));
         let file = dir.join("ecs-container-metadata.json");
         std::fs::write(&file, METADATA_INITIAL).unwrap();
         let writer = {
@@ -297,7 +297,7 @@ fn under_ecs_the_metadata_file_is_awaited_instead_of_the_pause_containers_bind_m
 
 #[test]
 fn a_ready_metadata_file_with_a_malformed_container_id_gives_no_id() {
-    let dir = tempdir("metadata-bad-id");
+    let dir = scratch_dir("metadata-bad-id");
     let file = dir.join("ecs-container-metadata.json");
     let path = file.to_string_lossy().into_owned();
     for bad in ["3edf87da4c0e", "../../etc/passwd", "e40860c2b55a4200b03c3197f6c59714-12345678901"] {
@@ -315,7 +315,7 @@ fn a_ready_metadata_file_with_a_malformed_container_id_gives_no_id() {
 
 #[test]
 fn a_fifo_dev_zero_or_huge_metadata_file_cannot_hold_up_the_workload() {
-    let dir = tempdir("metadata-hostile");
+    let dir = scratch_dir("metadata-hostile");
     let fifo = dir.join("fifo.json");
     let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
     assert!(status.success());
@@ -350,7 +350,7 @@ fn a_fifo_dev_zero_or_huge_metadata_file_cannot_hold_up_the_workload() {
 #[test]
 fn a_ready_metadata_file_beats_the_pause_containers_bind_mounts() {
     let own = "dc6268edf99134400171a2666700e47fdc060bb15ecbf2fa3f7fd53d9f0549a5";
-    let dir = tempdir("metadata-ready");
+    let dir = scratch_dir("metadata-ready");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, metadata_ready(own)).unwrap();
     let root = fixture("ecs-al2023-v2-awsvpc");
@@ -368,7 +368,7 @@ fn a_ready_metadata_file_beats_the_pause_containers_bind_mounts() {
 #[test]
 fn the_metadata_file_is_reread_until_ready() {
     let own = "4f0c2b9a8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d";
-    let dir = tempdir("metadata-poll");
+    let dir = scratch_dir("metadata-poll");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, METADATA_INITIAL).unwrap();
     let path = file.to_string_lossy().into_owned();
@@ -393,7 +393,7 @@ fn the_metadata_file_is_reread_until_ready() {
 
 #[test]
 fn a_metadata_file_that_never_gets_ready_costs_at_most_the_budget() {
-    let dir = tempdir("metadata-never");
+    let dir = scratch_dir("metadata-never");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, METADATA_INITIAL).unwrap();
     let path = file.to_string_lossy().into_owned();
@@ -410,7 +410,7 @@ fn a_metadata_file_that_never_gets_ready_costs_at_most_the_budget() {
 
 #[test]
 fn a_malformed_metadata_file_is_one_warning() {
-    let dir = tempdir("metadata-bad");
+    let dir = scratch_dir("metadata-bad");
     let file = dir.join("ecs-container-metadata.json");
     std::fs::write(&file, "{\"TaskARN\": \"arn:aws:ecs:us-west-2:1:task/x\", ").unwrap();
     let path = file.to_string_lossy().into_owned();
@@ -424,13 +424,6 @@ fn a_malformed_metadata_file_is_one_warning() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sentinit-identity-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn without_ecs_variables_or_agent_url_nothing_touches_the_network() {
     if std::process::Command::new("strace").arg("-V").output().is_err() {
@@ -439,7 +432,7 @@ fn without_ecs_variables_or_agent_url_nothing_touches_the_network() {
         return;
     }
     let trace = |extra: &[(&str, &str)]| -> String {
-        let dir = tempdir(&format!("strace-{}", extra.len()));
+        let dir = scratch_dir(&format!("strace-{}", extra.len()));
         let log = dir.join("trace");
         let status = std::process::Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=socket,connect", "-o"])
@@ -471,9 +464,9 @@ fn without_ecs_variables_or_agent_url_nothing_touches_the_network() {
 
 #[test]
 fn the_cgroup_version_comes_from_sys_when_proc_has_no_cgroup_file() {
-    let proc_dir = tempdir("no-cgroup-proc");
+    let proc_dir = scratch_dir("no-cgroup-proc");
     std::fs::create_dir_all(proc_dir.join("self")).unwrap();
-    let sys_dir = tempdir("unified-sys");
+    let sys_dir = scratch_dir("unified-sys");
     std::fs::create_dir_all(sys_dir.join("fs/cgroup")).unwrap();
     std::fs::write(sys_dir.join("fs/cgroup/cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
     let proc_root = proc_dir.to_string_lossy().into_owned();
