@@ -347,7 +347,6 @@ mod tests {
             ended: std::time::Instant::now(),
             killed_by_sentinit: false,
             stop_signal: None,
-            main_rusage: None,
             reaped: 1,
         };
         let identity =

@@ -59,8 +59,6 @@ pub struct Outcome {
     pub killed_by_sentinit: bool,
     /// The last stop signal (TERM, INT, QUIT, after rewriting) forwarded to the workload.
     pub stop_signal: Option<i32>,
-    /// Resource usage of the main child alone, from wait4.
-    pub main_rusage: Option<libc::rusage>,
     /// How many descendants (main child included) were reaped.
     pub reaped: u64,
 }
@@ -73,7 +71,6 @@ impl Outcome {
             ended: Instant::now(),
             killed_by_sentinit: false,
             stop_signal: None,
-            main_rusage: None,
             reaped: 0,
         }
     }
@@ -129,7 +126,7 @@ pub struct Supervisor<'a> {
     config: &'a Config,
     child: i32,
     signal_fd: OwnedFd,
-    main_exit: Option<(Exit, Instant, libc::rusage)>,
+    main_exit: Option<(Exit, Instant)>,
     killed_by_sentinit: bool,
     stop_signal: Option<i32>,
     kill_deadline: Option<Instant>,
@@ -231,13 +228,12 @@ impl<'a> Supervisor<'a> {
                 other => other,
             };
         }
-        let (exit, ended, rusage) = self.main_exit.expect("the loop ends only after the main child was reaped");
+        let (exit, ended) = self.main_exit.expect("the loop ends only after the main child was reaped");
         Outcome {
             exit,
             ended,
             killed_by_sentinit: self.killed_by_sentinit,
             stop_signal: self.stop_signal,
-            main_rusage: Some(rusage),
             reaped: self.reaped,
         }
     }
@@ -368,10 +364,9 @@ impl<'a> Supervisor<'a> {
     fn reap_all(&mut self) {
         loop {
             let mut status = 0;
-            // SAFETY: rusage is plain data the kernel fills in.
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            // SAFETY: wait4 writes to the two live locals above.
-            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+            // SAFETY: waitpid writes the status to a live local. (The reaped children's resource use
+            // adds up in RUSAGE_CHILDREN, which accounting reads.)
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 break;
             }
@@ -381,7 +376,7 @@ impl<'a> Supervisor<'a> {
             };
             if pid == self.child {
                 debug!("main child {pid} exited: {exit}");
-                self.main_exit = Some((exit, Instant::now(), usage));
+                self.main_exit = Some((exit, Instant::now()));
             } else {
                 debug!("reaped pid {pid}: {exit}");
             }

@@ -8,7 +8,7 @@
 //! signal. [`Accountant::finish`] takes the last reading and turns it into [`Usage`] for the report.
 //! Limits are read at start and at the end only; a sample reads just the counters it tracks, through
 //! held descriptors and reused buffers, so that a 10 ms interval stays cheap.
-//! CPU time comes from wait4's RUSAGE_CHILDREN, which covers exactly the reaped process tree, container
+//! CPU time comes from getrusage(RUSAGE_CHILDREN), which covers exactly the reaped process tree, container
 //! or not; the cgroup adds memory, limits, throttling, OOM kills and pressure.
 
 pub mod discover;
@@ -47,8 +47,6 @@ pub struct Accountant {
     child_stat: Option<files::CounterFile>,
     ticks_per_second: u64,
     samples: Samples,
-    /// sentinit's oom_score_adj before it protected itself: the workload's own value.
-    pub oom_score_adj: Option<i32>,
 }
 
 /// What the ticks saw.
@@ -157,7 +155,6 @@ impl Accountant {
                 .flatten()
                 .map_or(100, |ticks| ticks.max(1) as u64),
             samples: Samples::default(),
-            oom_score_adj: None,
         };
         accountant.baseline = accountant.read(true);
         let now = Instant::now();
@@ -178,7 +175,7 @@ impl Accountant {
             // real one: it is a real pid), through one descriptor.
             self.child_stat = files::CounterFile::open(Path::new(&format!("/proc/{pid}")), "stat");
         }
-        self.oom_score_adj = protect_from_oom_killer();
+        protect_from_oom_killer();
     }
 
     /// The counters now; the limits too when `limits` (at start and at the end).
@@ -460,13 +457,15 @@ fn process_cpu_ticks(stat: &str) -> Option<u64> {
     Some(sum)
 }
 
-/// Sets sentinit's own oom_score_adj to -1000 and returns the value it had. Lowering needs
-/// CAP_SYS_RESOURCE; without it sentinit keeps its value and says so with -v.
-fn protect_from_oom_killer() -> Option<i32> {
+/// Sets sentinit's own oom_score_adj to -1000. Lowering needs CAP_SYS_RESOURCE; without it sentinit
+/// keeps its value and says so with -v.
+fn protect_from_oom_killer() {
     const PATH: &str = "/proc/self/oom_score_adj";
-    let original = std::fs::read_to_string(PATH).ok()?.trim().parse::<i32>().ok()?;
+    let Some(original) = std::fs::read_to_string(PATH).ok().and_then(|text| text.trim().parse::<i32>().ok()) else {
+        return;
+    };
     if original == -1000 {
-        return Some(original);
+        return;
     }
     match std::fs::write(PATH, "-1000") {
         Ok(()) => debug!("oom_score_adj set to -1000 (was {original}): the OOM killer spares sentinit"),
@@ -474,7 +473,6 @@ fn protect_from_oom_killer() -> Option<i32> {
             "cannot set oom_score_adj to -1000 ({e}; needs CAP_SYS_RESOURCE): an OOM kill may take sentinit and its report"
         ),
     }
-    Some(original)
 }
 
 #[cfg(test)]
@@ -482,7 +480,7 @@ mod tests {
     use super::*;
 
     fn outcome(exit: Exit, killed_by_sentinit: bool) -> Outcome {
-        Outcome { exit, ended: Instant::now(), killed_by_sentinit, stop_signal: None, main_rusage: None, reaped: 1 }
+        Outcome { exit, ended: Instant::now(), killed_by_sentinit, stop_signal: None, reaped: 1 }
     }
 
     #[test]

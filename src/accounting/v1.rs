@@ -104,7 +104,7 @@ impl Controller for Cpu {
 }
 
 /// The `cpuacct` hierarchy: CPU time used (cpuacct.usage, nanoseconds). The user/system split of
-/// cpuacct.stat is not read: the report takes it from wait4, which covers the workload's tree exactly.
+/// cpuacct.stat is not read: the report takes it from RUSAGE_CHILDREN, which covers the workload's tree exactly.
 pub struct CpuAcct {
     usage: Option<CounterFile>,
 }
