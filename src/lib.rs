@@ -120,7 +120,7 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
         }
     };
     let usage = accountant.finish(&outcome);
-    report::emit(config, &identity, &usage, &outcome, &config.command);
+    report::emit(config, &identity, &usage, &outcome);
     let code = outcome.exit.code();
     if let Exit::Signal(signal) = outcome.exit {
         debug!("workload killed by {}: exit code {code}", signals::name(signal));

@@ -18,8 +18,8 @@ use std::ffi::OsString;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Prints the report in every format `config.report` asks for and writes `--report-file`.
-pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outcome, command: &[OsString]) {
-    let fields = fields(identity, usage, outcome, command);
+pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outcome) {
+    let fields = fields(identity, usage, outcome, &config.command);
     for format in &config.report {
         match format.as_str() {
             "text" => {
