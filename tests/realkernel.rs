@@ -12,6 +12,9 @@
 //! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), root. Missing ones fail the
 //! test when `CI=true`; elsewhere the test prints why and skips.
 
+mod common;
+
+use common::in_ci;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,10 +39,6 @@ const V2_SCENARIOS: &[&str] = &[
     "oom-group",
     "cgroupns",
 ];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn vm_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm")
