@@ -248,7 +248,9 @@ where
     let mut values: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut from_flag: BTreeMap<&'static str, bool> = BTreeMap::new();
     for spec in SPECS {
-        if let Some(value) = env.get(&spec.env_name()) {
+        // An empty variable means unset, for every option: `SENTINIT_REPORT=` in a pod spec must not
+        // turn the report off, nor `SENTINIT_GRACE=` be a usage error.
+        if let Some(value) = env.get(&spec.env_name()).filter(|value| !value.is_empty()) {
             let list = if repeatable(spec.long) {
                 value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
             } else {
@@ -519,6 +521,20 @@ mod tests {
         let config = run(&["-v", "sh", "-c", "exit 1"], &[]).unwrap();
         assert!(config.verbose);
         assert_eq!(config.command, args(&["sh", "-c", "exit 1"]));
+    }
+
+    #[test]
+    fn an_empty_variable_is_unset() {
+        let every: Vec<(String, String)> = SPECS.iter().map(|spec| (spec.env_name(), String::new())).collect();
+        let config = match parse(&args(&["true"]), every).unwrap() {
+            Action::Run(config) => config,
+            other => panic!("expected Run, got {other:?}"),
+        };
+        let default = Config::default();
+        assert_eq!(config.report, default.report);
+        assert_eq!(config.grace, default.grace);
+        assert_eq!(config.interval, default.interval);
+        assert_eq!(config.emf_namespace, default.emf_namespace);
     }
 
     #[test]

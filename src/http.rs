@@ -5,6 +5,11 @@
 //! which also bounds a server that trickles its answer a byte at a time. Connection refused, 5xx and
 //! 429 are what an ECS agent says while it (re)starts or rate-limits, so those are retried with a short
 //! backoff while the deadline allows. Bodies are capped: nothing legitimate here is near 1 MiB.
+//!
+//! Addresses are resolved by [`BoundedResolver`], not ureq's default, which starts a thread for every
+//! lookup under a timeout and panics when the thread cannot be created (RLIMIT_NPROC, RLIMIT_AS): the
+//! ECS endpoints are IP literals and need no lookup at all, and a host name is looked up on a thread
+//! only when one can be had.
 
 use std::time::{Duration, Instant};
 
@@ -79,7 +84,7 @@ fn attempt(url: &str, deadline: Instant) -> Result<Response, FetchError> {
     if left.is_zero() {
         return Err(FetchError::Timeout);
     }
-    let agent = ureq::Agent::new_with_config(
+    let agent = ureq::Agent::with_parts(
         ureq::Agent::config_builder()
             .timeout_global(Some(left))
             .http_status_as_error(false)
@@ -88,6 +93,8 @@ fn attempt(url: &str, deadline: Instant) -> Result<Response, FetchError> {
             .max_redirects(0)
             .user_agent(concat!("sentinit/", env!("CARGO_PKG_VERSION")))
             .build(),
+        ureq::unversioned::transport::DefaultConnector::default(),
+        BoundedResolver,
     );
     let mut response = agent.get(url).call().map_err(classify)?;
     let status = response.status().as_u16();
@@ -106,5 +113,51 @@ fn classify(error: ureq::Error) -> FetchError {
             FetchError::Timeout
         }
         other => FetchError::Failed(other.to_string()),
+    }
+}
+
+/// Resolves IP literals in place and host names on a thread of their own, bounded by ureq's timeout;
+/// a thread that cannot be created is an error for this request, never a panic.
+#[derive(Debug)]
+struct BoundedResolver;
+
+impl ureq::unversioned::resolver::Resolver for BoundedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri.port_u16().unwrap_or(80);
+        let mut addresses = self.empty();
+        // `[::1]` comes with its brackets.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            addresses.push(SocketAddr::new(ip, port));
+            return Ok(addresses);
+        }
+        let name = format!("{host}:{port}");
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || sender.send(name.to_socket_addrs()).ok())
+            .map_err(|e| {
+                ureq::Error::Io(std::io::Error::new(e.kind(), format!("cannot start a thread to look up {host}: {e}")))
+            })?;
+        let wait = (*timeout.after).min(Duration::from_secs(3600));
+        let found = match receiver.recv_timeout(wait) {
+            Ok(result) => result?,
+            Err(_) => return Err(ureq::Error::Timeout(timeout.reason)),
+        };
+        for address in config.ip_family().keep_wanted(found).take(16) {
+            addresses.push(address);
+        }
+        if addresses.is_empty() {
+            Err(ureq::Error::HostNotFound)
+        } else {
+            Ok(addresses)
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod accounting;
 pub mod config;
+pub mod environ;
 pub mod http;
 pub mod identity;
 pub mod log;
@@ -17,14 +18,21 @@ pub mod spawn;
 pub mod supervise;
 
 use config::{Action, Config, UsageError};
+use environ::Environ;
 use std::ffi::OsString;
+use std::time::{Duration, Instant};
 use supervise::{Exit, Supervisor};
+
+/// How long the final report may wait for a stderr that does not drain: worth waiting for, but not
+/// worth hanging the container's exit over.
+const FINAL_OUTPUT_WAIT: Duration = Duration::from_secs(2);
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs sentinit with `args` (argv, program name first) and returns the exit code.
-pub fn run(args: Vec<OsString>) -> i32 {
-    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+/// Runs sentinit with `args` (argv, program name first) and `environ` (as received) and returns the
+/// exit code.
+pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
+    let env: Vec<(OsString, OsString)> = environ.pairs();
     // sentinit's own variables must be text; anything else is passed to the workload untouched.
     if let Some((name, _)) =
         env.iter().find(|(k, v)| k.to_string_lossy().starts_with("SENTINIT_") && v.to_str().is_none())
@@ -56,15 +64,16 @@ pub fn run(args: Vec<OsString>) -> i32 {
             println!("{}", identity::resolve(&config, &env, &paths::SelfFiles::read()).to_json());
             0
         }
-        Action::Run(config) => run_workload(&config, env),
+        Action::Run(config) => run_workload(&config, environ, &env),
     }
 }
 
 /// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
-fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
+fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsString)]) -> i32 {
     log::set_verbose(config.verbose);
-    // Read before anything changes a disposition: what sentinit's parent ignored stays ignored.
-    let inherited_ignores = signals::inherited_ignores();
+    // Read before anything changes a disposition: what sentinit's parent ignored stays ignored (except
+    // SIGCHLD, see signals::inherited_ignores).
+    let setup = spawn::ChildSetup { inherited_ignores: signals::inherited_ignores() };
     // Signals are taken over before identity is resolved, so a `docker stop` that arrives during those
     // two seconds is held and forwarded to the workload once it exists, instead of being lost (PID 1
     // ignores signals it has no handler for) or killing sentinit before it started anything.
@@ -74,7 +83,7 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
             // Without the signalfd sentinit cannot forward anything; running the workload bare is still
             // better than not running it at all.
             warn!("cannot set up signal handling ({e}); running the workload without supervision");
-            return spawn::exec_in_place(&config.command, &env);
+            return spawn::exec_in_place(&config.command, &environ, &setup);
         }
     };
     // After the signals are taken: from here on a write to a closed stderr raises a SIGPIPE that is only
@@ -84,25 +93,26 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
     }
 
     let self_files = paths::SelfFiles::read();
-    let identity = identity::resolve(config, &env, &self_files);
+    let identity = identity::resolve(config, env, &self_files);
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
-        if !env.iter().any(|(k, _)| k == name.as_str()) {
-            env.push((name.into(), value.into()));
-        }
+        environ.add_missing(&name, &value);
     }
     if !config.quiet {
         log::line(format_args!("{}", identity.start_line()));
     }
 
+    // Prepared (its error pipe made) before accounting opens its files: under a low RLIMIT_NOFILE
+    // accounting goes without files, the workload does not go without its start.
+    let launch = spawn::Launch::prepare(&config.command, &environ);
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
     let mut accountant = accounting::Accountant::start(config, &self_files);
-    let started = spawn::Launch::prepare(&config.command, &env).and_then(|launch| {
+    let started = launch.and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
-        let child = spawn::spawn(&launch, &spawn::ChildSetup { inherited_ignores }, take_terminal)?;
+        let display = launch.display().to_string();
+        let child = spawn::spawn(launch, &setup, take_terminal)?;
         debug!(
-            "started {} as pid {child} in its own process group{}",
-            launch.display(),
+            "started {display} as pid {child} in its own process group{}",
             if take_terminal { ", terminal foreground" } else { "" }
         );
         Ok(child)
@@ -120,7 +130,9 @@ fn run_workload(config: &Config, mut env: Vec<(OsString, OsString)>) -> i32 {
         }
     };
     let usage = accountant.finish(&outcome);
-    report::emit(config, &identity, &usage, &outcome);
+    // The report is what the logs are for: it may wait for a stalled stderr, within a bound.
+    log::wait_until(Some(Instant::now() + FINAL_OUTPUT_WAIT));
+    report::emit(config, &identity, &usage, &outcome, Instant::now() + FINAL_OUTPUT_WAIT);
     let code = outcome.exit.code();
     if let Exit::Signal(signal) = outcome.exit {
         debug!("workload killed by {}: exit code {code}", signals::name(signal));

@@ -2,7 +2,10 @@
 //! `SENTINIT_PROC_ROOT` and `SENTINIT_SYS_ROOT`.
 //!
 //! Tests point these at fixture trees, and an operator can point them at a host's mounted `/proc`.
-//! Identity and accounting both read through here so that one variable moves every read.
+//! Identity and accounting both read through here so that one variable moves every read. A tree named
+//! by a variable can hold anything, so its files are read like untrusted input ([`read_guarded`]):
+//! opened without blocking (a FIFO would wait for a writer for ever), used only when they are regular
+//! files, and read up to a cap.
 
 use std::path::PathBuf;
 
@@ -19,12 +22,32 @@ impl SelfFiles {
         let proc = proc_root();
         let read = |name: &str| {
             let path = proc.join("self").join(name);
-            std::fs::read(&path)
+            read_guarded(&path, MAX_PROC_FILE)
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
         };
         SelfFiles { cgroup: read("cgroup"), mountinfo: read("mountinfo") }
     }
+}
+
+/// The most read of one /proc file: mountinfo of a host with tens of thousands of mounts fits.
+pub const MAX_PROC_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads `path` whole, without blocking on open, only when it is a regular file (procfs, sysfs,
+/// cgroupfs and fixture files all are), and only up to `max` bytes (more is an error, not a cut).
+pub fn read_guarded(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// The `/proc` to read: `SENTINIT_PROC_ROOT`, else `/proc`.

@@ -1,46 +1,125 @@
-//! The process tree below sentinit, read from /proc.
+//! The process tree below sentinit, read from /proc, and whether that /proc can be trusted.
 //!
 //! Used once the main child has exited, to reach every descendant that is not in the workload's
-//! process group (daemons that called setsid). As PID 1 sentinit does not need it: kill(-1) reaches the
-//! whole namespace. Always the live /proc, never SENTINIT_PROC_ROOT, which may point at fixtures.
+//! process group (daemons that called setsid), to find stopped processes that a forwarded stop signal
+//! must also wake, and by accounting for the main child's CPU time. As PID 1 sentinit does not need it
+//! to end the rest: kill(-1) reaches the whole namespace. Always the live /proc, never
+//! SENTINIT_PROC_ROOT, which may point at fixtures.
+//!
+//! A /proc mounted for another PID namespace (`unshare --pid --fork` without `--mount-proc`) lists
+//! other processes under the same numbers: signalling a pid found there would hit an unrelated process
+//! of sentinit's own namespace. So /proc is used only when it is this namespace's own, checked once;
+//! otherwise sentinit says so once and does without.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
-/// Every live descendant of `root`, found by following parent links in /proc/<pid>/stat. An error
-/// when /proc cannot be listed (not mounted, as in a bare chroot).
-pub fn descendants(root: i32) -> std::io::Result<Vec<i32>> {
-    let entries = std::fs::read_dir("/proc")?;
-    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for entry in entries.flatten() {
+/// Is the live /proc this PID namespace's own? Checked once; the first `false` is said as a warning.
+pub fn is_own() -> bool {
+    static OWN: OnceLock<bool> = OnceLock::new();
+    *OWN.get_or_init(|| match check_own() {
+        Ok(()) => true,
+        Err(reason) => {
+            crate::warn!(
+                "/proc is not this PID namespace's own ({reason}): sentinit will not use it to find or signal processes, \
+                 nor for figures (mount a /proc for the namespace, e.g. unshare --mount-proc)"
+            );
+            false
+        }
+    })
+}
+
+/// The pid this process has in the /proc's namespace must be its own pid, and /proc must see no
+/// deeper nesting: `NSpid` in /proc/self/status lists the pid from the /proc's namespace down to
+/// sentinit's own, so exactly one entry, equal to getpid(), means the same namespace.
+fn check_own() -> Result<(), String> {
+    let own = std::process::id().to_string();
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    if let Some(line) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) {
+        let pids: Vec<&str> = line.split_whitespace().collect();
+        return match pids.as_slice() {
+            [only] if *only == own => Ok(()),
+            _ => Err(format!("it sees sentinit as pid {}, sentinit is pid {own}", pids.join("/"))),
+        };
+    }
+    // Kernels before 4.1 have no NSpid: /proc/self must at least point at sentinit's own pid.
+    let link = std::fs::read_link("/proc/self").map_err(|e| format!("/proc/self: {e}"))?;
+    if link.as_os_str() == own.as_str() {
+        Ok(())
+    } else {
+        Err(format!("/proc/self is {}, sentinit is pid {own}", link.display()))
+    }
+}
+
+/// One process as /proc/<pid>/stat tells it.
+struct Entry {
+    pid: i32,
+    state: char,
+    parent: i32,
+    group: i32,
+}
+
+/// Every process in /proc, or an error when /proc cannot be listed (not mounted, as in a bare chroot).
+fn scan() -> std::io::Result<Vec<Entry>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        if let Some(ppid) = parent_of(&stat) {
-            children.entry(ppid).or_default().push(pid);
+        if let Some((state, parent, group)) = parse_stat(&stat) {
+            found.push(Entry { pid, state, parent, group });
         }
+    }
+    Ok(found)
+}
+
+/// Every live descendant of `root`, found by following parent links, with its state letter.
+pub fn descendants(root: i32) -> std::io::Result<Vec<(i32, char)>> {
+    let entries = scan()?;
+    let mut children: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        children.entry(entry.parent).or_default().push(index);
     }
     let mut found = BTreeSet::new();
     let mut queue = vec![root];
     while let Some(pid) = queue.pop() {
-        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
-            if found.insert(child) {
-                queue.push(child);
+        for &index in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+            let entry = &entries[index];
+            if found.insert((entry.pid, entry.state)) {
+                queue.push(entry.pid);
             }
         }
     }
     Ok(found.into_iter().collect())
 }
 
-/// The parent pid from a /proc/<pid>/stat line. The command name may hold spaces and parentheses, so
-/// the fields are counted from the last ')'.
-pub fn parent_of(stat: &str) -> Option<i32> {
+/// Is any member of process group `group` stopped (state T)?
+pub fn group_has_stopped(group: i32) -> bool {
+    scan().is_ok_and(|entries| entries.iter().any(|e| e.group == group && e.state == 'T'))
+}
+
+/// The state letter of one process, if it exists.
+pub fn state_of(pid: i32) -> Option<char> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|(state, ..)| state)
+}
+
+/// State, parent pid and process group from a /proc/<pid>/stat line. The command name may hold spaces
+/// and parentheses, so the fields are counted from the last ')'.
+fn parse_stat(stat: &str) -> Option<(char, i32, i32)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, parent, group))
+}
+
+/// The parent pid from a /proc/<pid>/stat line.
+pub fn parent_of(stat: &str) -> Option<i32> {
+    parse_stat(stat).map(|(_, parent, _)| parent)
 }
 
 #[cfg(test)]
@@ -52,5 +131,12 @@ mod tests {
         assert_eq!(parent_of("42 (a) b) c) S 7 42 42 0 -1"), Some(7));
         assert_eq!(parent_of("1 (init) S 0 1 1"), Some(0));
         assert_eq!(parent_of("garbage"), None);
+        assert_eq!(parse_stat("9 (x y) T 3 9 9"), Some(('T', 3, 9)));
+    }
+
+    #[test]
+    fn this_test_process_sees_its_own_proc() {
+        // The test runner runs in the namespace its /proc belongs to (the normal case).
+        assert!(check_own().is_ok(), "{:?}", check_own());
     }
 }

@@ -4,8 +4,12 @@
 //! Formats: `text` (an END line and a tab-separated REPORT line in the spirit of AWS Lambda's), `json`
 //! (one flat object on one line), `emf` (that object with a CloudWatch Embedded Metric Format `_aws`
 //! block, so CloudWatch Logs turns each run into metrics with no agent), `none`. `--report-file` gets the
-//! JSON object, written to a temporary file and renamed so that a reader never sees half of it. Unknown
-//! values are null in JSON and "unknown" in text, never a made-up 0.
+//! JSON object, written to a temporary file and renamed so that a reader never sees half of it. The
+//! temporary file has an unpredictable name and is created with O_EXCL and O_NOFOLLOW, so that a
+//! workload running as another user cannot plant a symlink there and make root's sentinit overwrite a
+//! file of its choosing; the write (fsync included) runs on a thread and is given up after a bound, so
+//! a stalled filesystem cannot keep sentinit from exiting. Unknown values are null in JSON and
+//! "unknown" in text, never a made-up 0.
 
 use crate::accounting::files::Limit;
 use crate::accounting::{Progress, Usage};
@@ -17,8 +21,9 @@ use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Prints the report in every format `config.report` asks for and writes `--report-file`.
-pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outcome) {
+/// Prints the report in every format `config.report` asks for and writes `--report-file`, giving up
+/// on the file at `deadline`.
+pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outcome, deadline: std::time::Instant) {
     let fields = fields(identity, usage, outcome, &config.command);
     for format in &config.report {
         match format.as_str() {
@@ -32,9 +37,32 @@ pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outco
         }
     }
     if let Some(path) = &config.report_file {
-        if let Err(e) = write_atomically(std::path::Path::new(path), &to_json(&fields)) {
-            crate::warn!("cannot write the report to {}: {e}", std::path::Path::new(path).display());
+        let path = std::path::PathBuf::from(path);
+        if let Err(e) = write_within(path.clone(), to_json(&fields), deadline) {
+            crate::warn!("cannot write the report to {}: {e}", path.display());
         }
+    }
+}
+
+/// [`write_atomically`] on a thread of its own, waited for until `deadline`. Without a thread (none
+/// can be created) the file is written here.
+fn write_within(path: std::path::PathBuf, text: String, deadline: std::time::Instant) -> std::io::Result<()> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let job = std::sync::Arc::new((path, text));
+    let for_thread = job.clone();
+    let spawned = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || sender.send(write_atomically(&for_thread.0, &for_thread.1)).ok());
+    if spawned.is_err() {
+        return write_atomically(&job.0, &job.1);
+    }
+    let wait = deadline.saturating_duration_since(std::time::Instant::now());
+    match receiver.recv_timeout(wait) {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("not finished within {:.1} s (stalled filesystem?); exiting without it", wait.as_secs_f64()),
+        )),
     }
 }
 
@@ -267,17 +295,34 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Writes `text` to a temporary file beside `path`, then renames it over `path`.
+/// Writes `text` to a new temporary file beside `path` (unpredictable name, O_EXCL, O_NOFOLLOW), then
+/// renames it over `path`; rename replaces a symlink at `path` itself rather than following it.
 fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let name =
         path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut temporary_name = OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
+    let (file, temporary) = (0..8)
+        .find_map(|_| {
+            let mut temporary_name = OsString::from(".");
+            temporary_name.push(name);
+            temporary_name.push(format!(".{:016x}.tmp", random_u64()));
+            let temporary = path.with_file_name(temporary_name);
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+                .open(&temporary);
+            match opened {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                other => Some(other.map(|file| (file, temporary))),
+            }
+        })
+        .unwrap_or_else(|| {
+            Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free temporary name beside it"))
+        })?;
     let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = file;
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
@@ -287,6 +332,18 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// 64 unpredictable bits from the kernel (getrandom), or, should that fail, from the clock and pid.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the live local buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_NONBLOCK) };
+    if n == 8 {
+        return u64::from_ne_bytes(bytes);
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (now.as_nanos() as u64).rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 #[cfg(test)]

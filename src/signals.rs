@@ -160,11 +160,15 @@ pub fn signalfd(mask: Mask) -> std::io::Result<std::os::fd::OwnedFd> {
 ///
 /// The signals the C library keeps for itself (32 up to its SIGRTMIN) are left out: glibc's
 /// posix_spawn marks them ignored in every child it starts, not as anyone's choice, and a workload must
-/// not inherit that.
+/// not inherit that. So is SIGCHLD: an ignored SIGCHLD makes the kernel reap children by itself, which
+/// breaks every program that waits for its own (a launcher's `trap '' CHLD` is about its zombies, and
+/// sentinit reaps those now).
 pub fn inherited_ignores() -> Mask {
     let mut mask = Mask::empty();
     for signal in (1..32).chain(rtmin()..=MAX_SIGNAL) {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP && disposition(signal) == Some(libc::SIG_IGN) {
+        if !matches!(signal, libc::SIGKILL | libc::SIGSTOP | libc::SIGCHLD)
+            && disposition(signal) == Some(libc::SIG_IGN)
+        {
             mask = mask.with(signal);
         }
     }

@@ -1,11 +1,15 @@
 //! Starting the workload: PATH lookup, fork, a clean signal state, its own process group, the terminal's
 //! foreground, and exec.
 //!
-//! Everything that can fail in a way worth explaining (command not found, not executable) is decided
-//! before the fork or reported back through a close-on-exec pipe, so the error line names the path and
-//! the exit code is 127 or 126 as shells and tini use them. Between fork and exec the child only makes
-//! system calls: no allocation, no locks.
+//! Everything that can fail in a way worth explaining (command not found, not executable, a missing
+//! interpreter) is decided before the fork or reported back through a close-on-exec pipe, so the error
+//! line names the path and the exit code is 127 or 126 as shells and tini use them. The pipe is made
+//! in [`Launch::prepare`], before accounting opens its files, so that a low RLIMIT_NOFILE costs
+//! accounting its files rather than the workload its start; without a pipe at all the workload still
+//! starts, and an exec failure is only an exit code. Between fork and exec the child only makes system
+//! calls: no allocation, no locks.
 
+use crate::environ::Environ;
 use crate::signals::{self, Mask};
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -23,6 +27,9 @@ pub enum LaunchError {
     NotFound(String),
     /// Found, but cannot be executed (a directory, no x bit, bad format): exit code 126.
     NotExecutable(String, io::Error),
+    /// Found, but its `#!` interpreter or ELF program loader (named when known) is missing: exit code
+    /// 126, as in shells.
+    MissingInterpreter(String, Interpreter),
     /// fork or pipe failed (out of processes or descriptors): exit code 1.
     System(String, io::Error),
 }
@@ -31,7 +38,7 @@ impl LaunchError {
     pub fn exit_code(&self) -> i32 {
         match self {
             LaunchError::NotFound(_) => 127,
-            LaunchError::NotExecutable(..) => 126,
+            LaunchError::NotExecutable(..) | LaunchError::MissingInterpreter(..) => 126,
             LaunchError::System(..) => 1,
         }
     }
@@ -42,6 +49,16 @@ impl std::fmt::Display for LaunchError {
         match self {
             LaunchError::NotFound(path) => write!(f, "cannot run '{path}': command not found"),
             LaunchError::NotExecutable(path, error) => write!(f, "cannot run '{path}': {}", describe(path, error)),
+            LaunchError::MissingInterpreter(path, Interpreter::Script(name)) => {
+                write!(f, "cannot run '{path}': its interpreter {name} (from the #! line) does not exist")
+            }
+            LaunchError::MissingInterpreter(path, Interpreter::Loader(Some(name))) => write!(
+                f,
+                "cannot run '{path}': its program loader {name} does not exist (a dynamically linked binary for another C library?)"
+            ),
+            LaunchError::MissingInterpreter(path, Interpreter::Loader(None)) => {
+                write!(f, "cannot run '{path}': its interpreter or program loader does not exist")
+            }
             LaunchError::System(what, error) => {
                 write!(f, "cannot start the workload: {what}: {error}")
             }
@@ -62,12 +79,23 @@ fn describe(path: &str, error: &io::Error) -> String {
     }
 }
 
+/// What a file that exists but fails to exec with ENOENT is missing.
+#[derive(Debug)]
+pub enum Interpreter {
+    /// The interpreter named on its `#!` line.
+    Script(String),
+    /// The ELF program loader (PT_INTERP), when it could be read.
+    Loader(Option<String>),
+}
+
 /// What the child needs to exec, prepared before the fork.
 pub struct Launch {
     program: CString,
     display: String,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The close-on-exec pipe the child reports a failed exec through: (read end, write end).
+    error_pipe: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The state the workload should start with, where it differs from sentinit's own.
@@ -77,12 +105,12 @@ pub struct ChildSetup {
 }
 
 impl Launch {
-    /// Resolves the program against the workload's PATH and converts everything to C strings.
-    pub fn prepare(command: &[OsString], env: &[(OsString, OsString)]) -> Result<Launch, LaunchError> {
+    /// Resolves the program against the workload's PATH, converts everything to C strings and makes
+    /// the error pipe.
+    pub fn prepare(command: &[OsString], env: &Environ) -> Result<Launch, LaunchError> {
         let name = command.first().ok_or_else(|| LaunchError::NotFound(String::new()))?;
         let display = name.to_string_lossy().into_owned();
-        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-        let program = resolve(name, path_var)?;
+        let program = resolve(name, env.get("PATH"))?;
         let cstring = |bytes: Vec<u8>| {
             CString::new(bytes).map_err(|_| {
                 LaunchError::NotExecutable(
@@ -92,16 +120,19 @@ impl Launch {
             })
         };
         let argv = command.iter().map(|a| cstring(a.as_bytes().to_vec())).collect::<Result<Vec<_>, _>>()?;
-        let envp = env
-            .iter()
-            .map(|(k, v)| {
-                let mut entry = k.clone().into_vec();
-                entry.push(b'=');
-                entry.extend_from_slice(v.as_bytes());
-                cstring(entry)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp })
+        // Entries come from the C runtime's envp, so none holds a NUL; sentinit's own additions are
+        // validated before they are added. Skipping is only a guard.
+        let envp = env.entries().iter().filter_map(|entry| CString::new(entry.clone()).ok()).collect();
+        let error_pipe = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pipe) => Some(pipe),
+            Err(e) => {
+                crate::warn!(
+                    "cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code"
+                );
+                None
+            }
+        };
+        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp, error_pipe })
     }
 
     /// The program as the user named it, for messages.
@@ -153,10 +184,11 @@ pub fn owns_foreground_terminal() -> bool {
 ///
 /// The caller must have blocked every signal (so a signal arriving between fork and exec waits for the
 /// workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
-pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::System("pipe".into(), e.into()))?;
-
+pub fn spawn(mut launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
+    let (read_end, write_end) = match launch.error_pipe.take() {
+        Some((read_end, write_end)) => (Some(read_end), Some(write_end)),
+        None => (None, None),
+    };
     let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
@@ -170,7 +202,7 @@ pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result
         return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_exec(launch, &argv, &envp, setup, take_terminal, &write_end);
+        child_exec(&launch, &argv, &envp, setup, take_terminal, write_end.as_ref());
     }
     drop(write_end);
     // Also from the parent, so the group exists before the first signal is forwarded to it.
@@ -178,39 +210,104 @@ pub fn spawn(launch: &Launch, setup: &ChildSetup, take_terminal: bool) -> Result
     let child = nix::unistd::Pid::from_raw(pid);
     let _ = nix::unistd::setpgid(child, child);
 
+    let Some(read_end) = read_end else {
+        return Ok(pid);
+    };
     let mut errno_bytes = [0u8; 4];
     let received = read_full(&read_end, &mut errno_bytes);
     if received == 4 {
         let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno_bytes));
         // Reap the child that just reported its failure and is about to _exit.
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(match error.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => LaunchError::NotFound(launch.display.clone()),
-            _ => LaunchError::NotExecutable(launch.display.clone(), error),
-        });
+        return Err(classify_exec_error(&launch, error));
     }
     Ok(pid)
 }
 
+/// ENOENT from execve means the program or, when the program itself exists, its interpreter.
+fn classify_exec_error(launch: &Launch, error: io::Error) -> LaunchError {
+    let path = Path::new(OsStr::from_bytes(launch.program.as_bytes()));
+    match error.raw_os_error() {
+        Some(libc::ENOENT) if path.is_file() => {
+            LaunchError::MissingInterpreter(launch.display.clone(), missing_interpreter(path))
+        }
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => LaunchError::NotFound(launch.display.clone()),
+        _ => LaunchError::NotExecutable(launch.display.clone(), error),
+    }
+}
+
+/// What an existing file that execve could not find needs: the `#!` interpreter, or the ELF's
+/// PT_INTERP loader (64-bit little-endian only; otherwise unnamed).
+fn missing_interpreter(path: &Path) -> Interpreter {
+    use std::io::Read;
+    let mut head = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(4096).read_to_end(&mut head);
+    }
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+        let name = String::from_utf8_lossy(line).split_whitespace().next().unwrap_or_default().to_string();
+        if !name.is_empty() {
+            return Interpreter::Script(name);
+        }
+    }
+    Interpreter::Loader(elf_interpreter(&head))
+}
+
+/// The PT_INTERP string of a 64-bit little-endian ELF header held in `head`.
+fn elf_interpreter(head: &[u8]) -> Option<String> {
+    const PT_INTERP: u32 = 3;
+    if !head.starts_with(b"\x7fELF\x02\x01") {
+        return None;
+    }
+    let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?) as usize);
+    let (table, entry_size, count) = (u64_at(0x20)?, u16_at(0x36)? as usize, u16_at(0x38)? as usize);
+    (0..count.min(64)).find_map(|index| {
+        let entry = table.checked_add(index.checked_mul(entry_size)?)?;
+        if u32_at(entry)? != PT_INTERP {
+            return None;
+        }
+        let (offset, size) = (u64_at(entry + 8)?, u64_at(entry + 32)?);
+        let bytes = head.get(offset..offset.checked_add(size)?)?;
+        let name = bytes.split(|b| *b == 0).next()?;
+        let text = std::str::from_utf8(name).ok()?;
+        text.chars().all(|c| c.is_ascii_graphic()).then(|| text.to_string())
+    })
+}
+
 /// The last resort when signals cannot be taken over: exec the workload in place of sentinit, with
 /// the signal state it would have had as sentinit's child. Returns only on failure, with 127 or 126.
-pub fn exec_in_place(command: &[OsString], env: &[(OsString, OsString)]) -> i32 {
-    use std::os::unix::process::CommandExt;
-    for signal in [libc::SIGTTIN, libc::SIGTTOU] {
-        signals::set_ignored(signal, false);
+pub fn exec_in_place(command: &[OsString], env: &Environ, setup: &ChildSetup) -> i32 {
+    let launch = match Launch::prepare(command, env) {
+        Ok(launch) => launch,
+        Err(e) => {
+            crate::error!("{e}");
+            return e.exit_code();
+        }
+    };
+    let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    reset_signals(setup);
+    // SAFETY: NULL-terminated arrays of pointers into CStrings that outlive the call.
+    unsafe { libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let error = classify_exec_error(&launch, io::Error::last_os_error());
+    crate::error!("{error}");
+    error.exit_code()
+}
+
+/// The workload's signal state: every disposition at default except those sentinit's parent
+/// ignored, nothing blocked. Only system calls, so it is safe between fork and exec.
+fn reset_signals(setup: &ChildSetup) {
+    for signal in 1..=signals::MAX_SIGNAL {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            signals::set_ignored(signal, setup.inherited_ignores.contains(signal));
+        }
     }
     let _ = signals::set_blocked(Mask::empty());
-    let error = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .exec();
-    crate::error!("cannot run '{}': {}", command[0].to_string_lossy(), describe(&command[0].to_string_lossy(), &error));
-    if error.kind() == io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    }
 }
 
 /// Reads until `buffer` is full or EOF (the exec closed the pipe); returns the byte count.
@@ -234,7 +331,7 @@ fn child_exec(
     envp: &[*const libc::c_char],
     setup: &ChildSetup,
     take_terminal: bool,
-    error_pipe: &OwnedFd,
+    error_pipe: Option<&OwnedFd>,
 ) -> ! {
     // SAFETY: only async-signal-safe system calls on memory prepared before the fork.
     unsafe {
@@ -244,17 +341,18 @@ fn child_exec(
             // acted on; the workload becomes the foreground group before it runs a single instruction.
             libc::tcsetpgrp(0, libc::getpid());
         }
-        for signal in 1..=signals::MAX_SIGNAL {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                signals::set_ignored(signal, setup.inherited_ignores.contains(signal));
-            }
-        }
-        let _ = signals::set_blocked(Mask::empty());
+        reset_signals(setup);
         libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
         let errno = *libc::__errno_location();
         let bytes = errno.to_ne_bytes();
-        libc::write(error_pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127);
+        match error_pipe {
+            Some(pipe) => {
+                libc::write(pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+            // No pipe to explain through: at least the exit code says which kind of failure.
+            None => libc::_exit(if errno == libc::ENOENT || errno == libc::ENOTDIR { 127 } else { 126 }),
+        }
     }
 }
 

@@ -5,7 +5,11 @@
 //! is lost: SIGCHLDs may coalesce, which is why each wake-up reaps in a loop until the kernel has no more
 //! exited children, instead of trusting one SIGCHLD to mean one child. The loop sleeps in `poll` until a
 //! signal arrives or the next deadline (tick, grace, kill-after) is due, so an idle workload costs one
-//! wake-up per tick.
+//! wake-up per tick. A wake-up handles at most one batch of signals before it reaps and looks at its
+//! deadlines again, so a flood of signals cannot starve reaping or delay the main child's exit.
+//!
+//! Ending the rest repeats until nothing is left: processes that keep forking while they are killed
+//! are killed again on every pass, and the final warning says what survived and in which state.
 
 use crate::config::Config;
 use crate::signals::{self, Mask};
@@ -62,6 +66,12 @@ pub struct Outcome {
     /// How many descendants (main child included) were reaped.
     pub reaped: u64,
 }
+
+/// How often the SIGKILL pass is repeated while processes remain.
+const KILL_PASS_EVERY: Duration = Duration::from_millis(10);
+
+/// How long processes get to disappear after the first SIGKILL pass.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 impl Outcome {
     /// The outcome of a workload that could not be started (exit code 126 or 127).
@@ -134,6 +144,8 @@ pub struct Supervisor<'a> {
     own_pid: u32,
     is_pid1: bool,
     warned_no_proc: bool,
+    /// The main child is stopped (SIGSTOP, SIGTSTP), as waitpid(WUNTRACED|WCONTINUED) last said.
+    main_stopped: bool,
 }
 
 impl<'a> Supervisor<'a> {
@@ -150,6 +162,7 @@ impl<'a> Supervisor<'a> {
             own_pid: std::process::id(),
             is_pid1: std::process::id() == 1,
             warned_no_proc: false,
+            main_stopped: false,
         }
     }
 
@@ -157,6 +170,7 @@ impl<'a> Supervisor<'a> {
     pub fn run(mut self, observer: &mut dyn Observer) -> Outcome {
         let mut phase = Phase::Running;
         let mut next_tick = Instant::now() + self.config.interval.min(FIRST_SAMPLE);
+        let mut next_kill_pass = Instant::now();
         loop {
             let now = Instant::now();
             let mut deadline = next_tick;
@@ -166,7 +180,10 @@ impl<'a> Supervisor<'a> {
                         deadline = deadline.min(kill_at);
                     }
                 }
-                Phase::Draining { deadline: end } | Phase::Killing { deadline: end } => {
+                Phase::Killing { deadline: end } => {
+                    deadline = deadline.min(end).min(next_kill_pass);
+                }
+                Phase::Draining { deadline: end } => {
                     deadline = deadline.min(end);
                     // Processes that are not our children (sentinit could not become a subreaper) send
                     // no SIGCHLD, so look again soon.
@@ -219,11 +236,23 @@ impl<'a> Supervisor<'a> {
                         self.config.grace
                     );
                     self.signal_the_rest(libc::SIGKILL);
-                    Phase::Killing { deadline: now + Duration::from_secs(2) }
+                    next_kill_pass = now + KILL_PASS_EVERY;
+                    Phase::Killing { deadline: now + KILL_WAIT }
                 }
                 Phase::Killing { deadline } if now >= deadline => {
-                    warn!("giving up on processes that survived SIGKILL (uninterruptible sleep?)");
+                    // One last pass: what is still there now has had SIGKILL at least once.
+                    self.signal_the_rest(libc::SIGKILL);
+                    self.reap_all();
+                    if self.anything_left() {
+                        warn!("giving up after {KILL_WAIT:?} of SIGKILL passes: {}", self.describe_survivors());
+                    }
                     break;
+                }
+                Phase::Killing { deadline } if now >= next_kill_pass => {
+                    // Processes forked since the last pass (a fork loop) have not had theirs yet.
+                    self.signal_the_rest(libc::SIGKILL);
+                    next_kill_pass = now + KILL_PASS_EVERY;
+                    Phase::Killing { deadline }
                 }
                 other => other,
             };
@@ -246,14 +275,16 @@ impl<'a> Supervisor<'a> {
         let millis = if timeout.is_zero() { 0 } else { millis.max(1) };
         let mut fds = [PollFd::new(self.signal_fd.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX));
-        // A full buffer of signalfd_siginfo records per read; keep reading until the queue is empty.
+        // One buffer of signalfd_siginfo records per wake-up, not "until the queue is empty": under a
+        // flood of signals from outside the queue is never empty, and the caller must get to reaping
+        // and its deadlines. What is left is read on the next wake-up, which comes at once.
         const RECORD: usize = std::mem::size_of::<libc::signalfd_siginfo>();
         let mut buffer = [0u8; RECORD * 32];
-        loop {
+        {
             // SAFETY: reads into a live stack buffer of the stated length.
             let n = unsafe { libc::read(self.signal_fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
             if n <= 0 {
-                break;
+                return;
             }
             for record in buffer[..n as usize].chunks_exact(RECORD) {
                 // SAFETY: the kernel wrote whole signalfd_siginfo records; read_unaligned copes with the
@@ -291,6 +322,12 @@ impl<'a> Supervisor<'a> {
             signals::name(received),
             signals::name(signal)
         );
+        if arms_kill_after(signal) && self.main_exit.is_none() && self.target_is_stopped() {
+            // A stopped process keeps a TERM pending until it is continued: without SIGCONT its
+            // handler never runs and the stop waits for an outside SIGKILL.
+            self.forward(libc::SIGCONT);
+            debug!("the workload was stopped: sent SIGCONT after {}", signals::name(signal));
+        }
         if is_stop_signal(signal) && self.main_exit.is_none() {
             self.stop_signal = Some(signal);
             // A SIGKILL that sentinit forwarded (`--rewrite TERM:KILL`) is not an OOM kill.
@@ -323,6 +360,55 @@ impl<'a> Supervisor<'a> {
         format!("process group {}", self.child)
     }
 
+    /// Is the main child, or (without --single-child) a member of its process group, stopped?
+    fn target_is_stopped(&self) -> bool {
+        if self.main_stopped {
+            return true;
+        }
+        !self.config.single_child && proctree::is_own() && proctree::group_has_stopped(self.child)
+    }
+
+    /// What is left after the SIGKILL passes, for the last warning: each survivor's pid and state,
+    /// so that only a process really in uninterruptible sleep is called that.
+    fn describe_survivors(&self) -> String {
+        let mut survivors: Vec<(i32, char)> = Vec::new();
+        if !self.is_pid1 && proctree::is_own() {
+            survivors = proctree::descendants(self.own_pid as i32).unwrap_or_default();
+        } else if self.is_pid1 && proctree::is_own() {
+            survivors = proctree::descendants(0)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(pid, _)| *pid != self.own_pid as i32)
+                .collect();
+        }
+        if survivors.is_empty() {
+            return "processes are still there but cannot be listed (no usable /proc)".to_string();
+        }
+        let in_d = survivors.iter().filter(|(_, state)| *state == 'D').count();
+        let shown: Vec<String> = survivors
+            .iter()
+            .take(8)
+            .map(|(pid, state)| match state {
+                'D' => format!("{pid} (D: uninterruptible sleep)"),
+                'Z' => format!("{pid} (Z: exited, not yet reaped by its parent)"),
+                other => format!("{pid} ({other})"),
+            })
+            .collect();
+        let more = survivors.len().saturating_sub(shown.len());
+        let why = if in_d > 0 {
+            "processes in uninterruptible sleep cannot die until the kernel call they are in returns"
+        } else {
+            "none is in uninterruptible sleep: they were still being created faster than they were killed"
+        };
+        format!(
+            "{} process{} left: {}{}; {why}",
+            survivors.len(),
+            if survivors.len() == 1 { "" } else { "es" },
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )
+    }
+
     /// Escalation: SIGKILL to the workload's process group and to the main child.
     fn kill_workload(&self, signal: i32) {
         send_signal(-self.child, signal);
@@ -344,8 +430,12 @@ impl<'a> Supervisor<'a> {
                 continue;
             }
             send_signal(-self.child, signal);
+            // Only the namespace's own /proc says who sentinit's descendants are (proctree explains).
+            if !proctree::is_own() {
+                continue;
+            }
             match proctree::descendants(self.own_pid as i32) {
-                Ok(pids) => pids.into_iter().for_each(|pid| {
+                Ok(pids) => pids.into_iter().for_each(|(pid, _)| {
                     send_signal(pid, signal);
                 }),
                 Err(e) if !self.warned_no_proc => {
@@ -360,15 +450,22 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Reaps every exited child; records the main child's status.
+    /// Reaps every exited child; records the main child's status, and whether it is stopped.
     fn reap_all(&mut self) {
         loop {
             let mut status = 0;
             // SAFETY: waitpid writes the status to a live local. (The reaped children's resource use
-            // adds up in RUSAGE_CHILDREN, which accounting reads.)
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            // adds up in RUSAGE_CHILDREN, which accounting reads.) WUNTRACED|WCONTINUED also report
+            // children that stopped or continued; those are not reaped.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) };
             if pid <= 0 {
                 break;
+            }
+            if libc::WIFSTOPPED(status) || libc::WIFCONTINUED(status) {
+                if pid == self.child {
+                    self.main_stopped = libc::WIFSTOPPED(status);
+                }
+                continue;
             }
             self.reaped += 1;
             let Some(exit) = Exit::from_wait_status(status) else {
@@ -424,7 +521,12 @@ pub fn become_subreaper() {
 }
 
 /// Blocks every signal, ignores SIGTTIN/SIGTTOU, and returns the signalfd that will read them all.
+///
+/// SIGCHLD goes back to its default disposition first: inherited as ignored (a launcher's
+/// `trap '' CHLD`; it survives execve), the kernel would reap sentinit's children itself and sentinit
+/// would never learn that the workload ended. Blocking it is not enough; the disposition decides.
 pub fn take_signals() -> std::io::Result<OwnedFd> {
+    signals::set_ignored(libc::SIGCHLD, false);
     signals::set_blocked(Mask::all())?;
     signals::set_ignored(libc::SIGTTIN, true);
     signals::set_ignored(libc::SIGTTOU, true);

@@ -170,9 +170,10 @@ impl Accountant {
     /// Doing it only now means the workload was forked with, and keeps, the original value.
     pub fn workload_started(&mut self, pid: i32) {
         self.child = Some(pid);
-        if self.baseline.cpu_usage_us.is_none() {
+        if self.baseline.cpu_usage_us.is_none() && crate::proctree::is_own() {
             // No cgroup counts CPU time: the main child's own, until it is reaped, comes from /proc (the
-            // real one: it is a real pid), through one descriptor.
+            // real one: it is a real pid, and only this namespace's /proc names it), through one
+            // descriptor.
             self.child_stat = files::CounterFile::open(Path::new(&format!("/proc/{pid}")), "stat");
         }
         protect_from_oom_killer();

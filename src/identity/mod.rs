@@ -17,6 +17,7 @@ mod ecs;
 mod facts;
 mod metadata_file;
 mod mountinfo;
+mod validate;
 
 use crate::config::Config;
 use crate::{debug, paths, warn};
@@ -281,6 +282,7 @@ impl Resolver {
     }
 
     fn take_container_id(&mut self, id: Option<String>, source: &'static str) {
+        let id = id.and_then(|id| self.checked(DOCKER_CONTAINER_ID, id, source));
         if let (true, Some(id)) = (self.wants_container_id(), id) {
             debug!("container ID {id} from {source}");
             self.identity.container_id = Some(id);
@@ -288,8 +290,31 @@ impl Resolver {
         }
     }
 
-    /// Takes the task facts of one source where nothing more trusted (or the user) has filled them.
+    /// `value` when it has the shape `variable` needs (see [`validate`]); otherwise `None`, and `-v`
+    /// says why it was dropped.
+    fn checked(&self, variable: &str, value: String, source: &str) -> Option<String> {
+        match validate::check(variable, &value) {
+            Ok(()) => Some(value),
+            Err(reason) => {
+                let shown: String = value.chars().take(48).collect();
+                let cut = if shown.len() < value.len() { "..." } else { "" };
+                debug!("{variable} from {source} dropped: {reason} ({shown:?}{cut})");
+                None
+            }
+        }
+    }
+
+    /// Takes the task facts of one source where nothing more trusted (or the user) has filled them,
+    /// each only when it has the shape it should have.
     fn take_task(&mut self, facts: &EcsFacts, source: &'static str) {
+        let facts = EcsFacts {
+            container_id: None,
+            task_arn: facts.task_arn.clone().and_then(|v| self.checked(ECS_TASK_ARN, v, source)),
+            cluster: facts.cluster.clone().and_then(|v| self.checked(ECS_CLUSTER, v, source)),
+            family: facts.family.clone().and_then(|v| self.checked(ECS_TASK_FAMILY, v, source)),
+            revision: facts.revision.clone().and_then(|v| self.checked(ECS_TASK_REVISION, v, source)),
+            container_name: facts.container_name.clone().and_then(|v| self.checked(ECS_CONTAINER_NAME, v, source)),
+        };
         if self.wants(ECS_TASK_ARN) {
             if let Some(arn) = &facts.task_arn {
                 debug!("task ARN {arn} from {source}");
@@ -388,7 +413,7 @@ impl Resolver {
 }
 
 fn read_text(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    paths::read_guarded(path, paths::MAX_PROC_FILE).ok().map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// 2 when `<sys>/fs/cgroup` is the unified hierarchy (for when /proc/self/cgroup cannot be read).
