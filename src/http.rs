@@ -92,6 +92,11 @@ fn attempt(url: &str, deadline: Instant) -> Result<Response, FetchError> {
             .proxy(None)
             .max_redirects(0)
             .user_agent(concat!("sentinit/", env!("CARGO_PKG_VERSION")))
+            // The agent's headers are a few hundred bytes and a GET is one line: ureq's 128 KiB
+            // buffers are memory a constrained start (a tight RLIMIT_AS) may not have.
+            .max_response_header_size(16 * 1024)
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(8 * 1024)
             .build(),
         ureq::unversioned::transport::DefaultConnector::default(),
         BoundedResolver,

@@ -12,42 +12,73 @@
 //! otherwise sentinit says so once and does without.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Is the live /proc this PID namespace's own? Checked once; the first `false` is said as a warning.
+/// Is the live /proc this PID namespace's own? Decided once it could be checked; the first `false`
+/// is said as a warning. A /proc that cannot be read right now (no descriptor left, not mounted) is
+/// not used this time and asked again next time.
 pub fn is_own() -> bool {
-    static OWN: OnceLock<bool> = OnceLock::new();
-    *OWN.get_or_init(|| match check_own() {
-        Ok(()) => true,
-        Err(reason) => {
+    const UNKNOWN: u8 = 0;
+    const OWN: u8 = 1;
+    const FOREIGN: u8 = 2;
+    static VERDICT: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match VERDICT.load(Ordering::Relaxed) {
+        OWN => return true,
+        FOREIGN => return false,
+        _ => {}
+    }
+    match check_own() {
+        Ok(()) => {
+            VERDICT.store(OWN, Ordering::Relaxed);
+            true
+        }
+        Err(Check::Unreadable) => false,
+        Err(Check::Foreign(reason)) => {
+            VERDICT.store(FOREIGN, Ordering::Relaxed);
             crate::warn!(
                 "/proc is not this PID namespace's own ({reason}): sentinit will not use it to find or signal processes, \
                  nor for figures (mount a /proc for the namespace, e.g. unshare --mount-proc)"
             );
             false
         }
-    })
+    }
+}
+
+/// Why /proc is not used.
+#[derive(Debug)]
+enum Check {
+    /// It belongs to another PID namespace.
+    Foreign(String),
+    /// It cannot be read now (EMFILE, not mounted): no verdict.
+    Unreadable,
 }
 
 /// The pid this process has in the /proc's namespace must be its own pid, and /proc must see no
 /// deeper nesting: `NSpid` in /proc/self/status lists the pid from the /proc's namespace down to
-/// sentinit's own, so exactly one entry, equal to getpid(), means the same namespace.
-fn check_own() -> Result<(), String> {
+/// sentinit's own, so exactly one entry, equal to getpid(), means the same namespace. A /proc of a
+/// namespace below sentinit's has no /proc/self at all (ENOENT).
+fn check_own() -> Result<(), Check> {
     let own = std::process::id().to_string();
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    let status = match std::fs::read_to_string("/proc/self/status") {
+        Ok(status) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::path::Path::new("/proc/1").exists() => {
+            return Err(Check::Foreign("it has no /proc/self for sentinit".to_string()))
+        }
+        Err(_) => return Err(Check::Unreadable),
+    };
     if let Some(line) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) {
         let pids: Vec<&str> = line.split_whitespace().collect();
         return match pids.as_slice() {
             [only] if *only == own => Ok(()),
-            _ => Err(format!("it sees sentinit as pid {}, sentinit is pid {own}", pids.join("/"))),
+            _ => Err(Check::Foreign(format!("it sees sentinit as pid {}, sentinit is pid {own}", pids.join("/")))),
         };
     }
     // Kernels before 4.1 have no NSpid: /proc/self must at least point at sentinit's own pid.
-    let link = std::fs::read_link("/proc/self").map_err(|e| format!("/proc/self: {e}"))?;
+    let link = std::fs::read_link("/proc/self").map_err(|_| Check::Unreadable)?;
     if link.as_os_str() == own.as_str() {
         Ok(())
     } else {
-        Err(format!("/proc/self is {}, sentinit is pid {own}", link.display()))
+        Err(Check::Foreign(format!("/proc/self is {}, sentinit is pid {own}", link.display())))
     }
 }
 
