@@ -29,8 +29,7 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// The writer's state: shared by sentinit's threads (the HTTP resolver, the report-file writer), so it
 /// sits behind a mutex; nothing ever holds it across a blocking call except a bounded final `poll`.
-static OUTPUT: Mutex<Output> =
-    Mutex::new(Output { how: None, dropped: 0, pending: Vec::new(), deadline: None, line: String::new() });
+static OUTPUT: Mutex<Output> = Mutex::new(Output { how: None, dropped: 0, pending: Vec::new(), deadline: None });
 
 /// A line longer than this is cut (with a marker); a partial write keeps at most this much pending.
 const MAX_LINE: usize = 64 * 1024;
@@ -57,15 +56,13 @@ pub fn dropped() -> u64 {
 /// Writes one already-formatted line to stderr, escaped, without ever blocking (see the module doc).
 /// Errors are ignored: a closed stderr must not stop sentinit from supervising the workload.
 pub fn line(text: std::fmt::Arguments) {
-    let mut output = lock();
-    let mut raw = std::mem::take(&mut output.line);
-    raw.clear();
+    // Formatted before the lock is taken: formatting runs Display code, which must be free to log.
+    let mut raw = String::with_capacity(128);
     let _ = raw.write_fmt(text);
     let mut escaped = String::with_capacity(raw.len() + 1);
     escape_into(&raw, &mut escaped);
     escaped.push('\n');
-    output.emit(escaped.as_bytes());
-    output.line = raw;
+    lock().emit(escaped.as_bytes());
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Output> {
@@ -117,8 +114,6 @@ struct Output {
     pending: Vec<u8>,
     /// While set, wait for stderr until then instead of dropping (the final report).
     deadline: Option<Instant>,
-    /// A reused formatting buffer.
-    line: String,
 }
 
 /// What one write attempt did.
