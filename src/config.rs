@@ -244,7 +244,12 @@ where
     I: IntoIterator<Item = (String, String)>,
 {
     // Raw values: environment first, then flags (which replace, or for repeatable options add to, them).
-    let env: BTreeMap<String, String> = env.into_iter().collect();
+    // The first of duplicate entries wins, as for getenv (and for the workload's own lookups).
+    let mut first_entries: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in env {
+        first_entries.entry(name).or_insert(value);
+    }
+    let env = first_entries;
     let mut values: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut from_flag: BTreeMap<&'static str, bool> = BTreeMap::new();
     for spec in SPECS {
@@ -535,6 +540,15 @@ mod tests {
         assert_eq!(config.grace, default.grace);
         assert_eq!(config.interval, default.interval);
         assert_eq!(config.emf_namespace, default.emf_namespace);
+    }
+
+    #[test]
+    fn the_first_of_duplicate_variables_wins_as_for_getenv() {
+        let env = vec![("SENTINIT_REPORT".to_string(), "none".to_string()), ("SENTINIT_REPORT".into(), "json".into())];
+        match parse(&args(&["true"]), env).unwrap() {
+            Action::Run(config) => assert_eq!(config.report, vec!["none".to_string()]),
+            other => panic!("expected Run, got {other:?}"),
+        }
     }
 
     #[test]

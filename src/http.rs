@@ -149,7 +149,7 @@ impl ureq::unversioned::resolver::Resolver for BoundedResolver {
             .stack_size(64 * 1024)
             .spawn(move || sender.send(name.to_socket_addrs()).ok())
             .map_err(|e| {
-                ureq::Error::Io(std::io::Error::new(e.kind(), format!("cannot start a thread to look up {host}: {e}")))
+                ureq::Error::Io(std::io::Error::other(format!("cannot start a thread to look up {host}: {e}")))
             })?;
         let wait = (*timeout.after).min(Duration::from_secs(3600));
         let found = match receiver.recv_timeout(wait) {

@@ -104,7 +104,7 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
 
     // Prepared (its error pipe made) before accounting opens its files: under a low RLIMIT_NOFILE
     // accounting goes without files, the workload does not go without its start.
-    let launch = spawn::Launch::prepare(&config.command, &environ);
+    let launch = spawn::Launch::prepare(&config.command, &environ).map(spawn::Launch::with_error_pipe);
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
     let mut accountant = accounting::Accountant::start(config, &self_files);
     let started = launch.and_then(|launch| {
@@ -131,8 +131,11 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     };
     let usage = accountant.finish(&outcome);
     // The report is what the logs are for: it may wait for a stalled stderr, within a bound.
-    log::wait_until(Some(Instant::now() + FINAL_OUTPUT_WAIT));
-    report::emit(config, &identity, &usage, &outcome, Instant::now() + FINAL_OUTPUT_WAIT);
+    // The file is written on its own thread meanwhile, within the same bound.
+    let deadline = Instant::now() + FINAL_OUTPUT_WAIT;
+    log::wait_until(Some(deadline));
+    report::emit(config, &identity, &usage, &outcome, deadline);
+    log::finish();
     let code = outcome.exit.code();
     if let Exit::Signal(signal) = outcome.exit {
         debug!("workload killed by {}: exit code {code}", signals::name(signal));

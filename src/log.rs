@@ -31,8 +31,12 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 /// sits behind a mutex; nothing ever holds it across a blocking call except a bounded final `poll`.
 static OUTPUT: Mutex<Output> = Mutex::new(Output { how: None, dropped: 0, pending: Vec::new(), deadline: None });
 
-/// A line longer than this is cut (with a marker); a partial write keeps at most this much pending.
+/// The final report's lines are cut (with a marker) at this length.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Every other line is cut to fit in one PIPE_BUF: a non-blocking write of that much to a pipe is
+/// all or nothing, so no line is ever left half-written with the workload's output landing inside it.
+const MAX_ATOMIC_LINE: usize = libc::PIPE_BUF - 1;
 
 pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
@@ -60,9 +64,22 @@ pub fn line(text: std::fmt::Arguments) {
     let mut raw = String::with_capacity(128);
     let _ = raw.write_fmt(text);
     let mut escaped = String::with_capacity(raw.len() + 1);
-    escape_into(&raw, &mut escaped);
+    let mut output = lock();
+    let max = if output.deadline.is_some() { MAX_LINE } else { MAX_ATOMIC_LINE };
+    escape_into(&raw, &mut escaped, max);
     escaped.push('\n');
-    lock().emit(escaped.as_bytes());
+    output.emit(escaped.as_bytes());
+}
+
+/// At exit: writes what is still pending (the rest of a line, the count of dropped lines) while the
+/// deadline set by [`wait_until`] allows.
+pub fn finish() {
+    let mut output = lock();
+    if output.pending.is_empty() && output.dropped == 0 {
+        return;
+    }
+    // The notice alone, written by emit before an empty line would be; nothing else follows it.
+    output.emit(b"");
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Output> {
@@ -70,25 +87,30 @@ fn lock() -> std::sync::MutexGuard<'static, Output> {
     OUTPUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Appends `text` to `out` with control characters (except tab), DEL, NEL and the Unicode line and
-/// paragraph separators written as escapes (`\n`, `\r`, `\x1b`, `\u{2028}`), and cut at [`MAX_LINE`].
-pub fn escape_into(text: &str, out: &mut String) {
+/// Appends `text` to `out` with control characters (C0 except tab, DEL, C1) and the Unicode line and
+/// paragraph separators written as escapes (`\n`, `\r`, `\x1b`, `\u{9b}`, `\u{2028}`), cut (with a
+/// marker) so that `out` stays within `max` bytes.
+pub fn escape_into(text: &str, out: &mut String, max: usize) {
+    const MARKER: &str = "...[cut]";
+    let limit = max.saturating_sub(MARKER.len());
     for c in text.chars() {
-        if out.len() >= MAX_LINE {
-            out.push_str("...[cut]");
-            return;
-        }
+        let before = out.len();
         match c {
             '\t' => out.push('\t'),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            c if (c as u32) < 0x80 && c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            '\u{85}' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
+        }
+        if out.len() > limit {
+            out.truncate(before);
+            out.push_str(MARKER);
+            return;
         }
     }
 }
@@ -126,8 +148,11 @@ enum Wrote {
 }
 
 impl Output {
+    /// Writes the pending rest, the dropped-lines notice, then `line` (which may be empty).
     fn emit(&mut self, line: &[u8]) {
         let how = *self.how.get_or_insert_with(open_stderr);
+        // `line` is lost (and counted) when what must come before it cannot be written first.
+        let lost = u64::from(!line.is_empty());
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             match self.write(how, &pending) {
@@ -136,7 +161,7 @@ impl Output {
                 Wrote::WouldBlock => self.pending = pending,
             }
             if !self.pending.is_empty() {
-                self.dropped += 1;
+                self.dropped += lost;
                 return;
             }
         }
@@ -149,18 +174,18 @@ impl Output {
             match self.write(how, notice.as_bytes()) {
                 Wrote::All => self.dropped = 0,
                 Wrote::Part(n) => {
-                    self.dropped = 0;
+                    self.dropped = lost;
                     self.pending = notice.as_bytes()[n..].to_vec();
+                    return;
                 }
                 Wrote::WouldBlock | Wrote::Failed => {
-                    self.dropped += 1;
+                    self.dropped += lost;
                     return;
                 }
             }
-            if !self.pending.is_empty() {
-                self.dropped += 1;
-                return;
-            }
+        }
+        if line.is_empty() {
+            return;
         }
         match self.write(how, line) {
             Wrote::All | Wrote::Failed => {}
@@ -216,29 +241,67 @@ fn open_stderr() -> How {
         libc::S_IFSOCK => How::Socket,
         libc::S_IFIFO | libc::S_IFCHR => {
             // A new open file description of the same pipe or terminal: O_NONBLOCK on it is sentinit's
-            // alone. O_NOCTTY so that a terminal never becomes sentinit's controlling one.
-            let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
-            // SAFETY: open with a NUL-terminated literal path; the descriptor returned is ours.
-            let fd = unsafe { libc::open(c"/proc/self/fd/2".as_ptr(), flags) };
-            if fd < 0 {
-                return How::Polled;
+            // alone. Through /proc when it is there; a terminal also through its device node (the
+            // kernel's own init, where /proc is often not mounted yet, writes to /dev/console).
+            let mut candidates = vec![String::from("/proc/self/fd/2")];
+            if stat.st_mode & libc::S_IFMT == libc::S_IFCHR {
+                candidates.extend(terminal_nodes(stat.st_rdev));
             }
-            // The reopened file must be the one on descriptor 2 (a foreign /proc could name another).
-            // SAFETY: fstat into a live local.
-            let mut reopened: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let same = unsafe { libc::fstat(fd, &mut reopened) } == 0
-                && reopened.st_dev == stat.st_dev
-                && reopened.st_ino == stat.st_ino;
-            if same {
-                How::Reopened(fd)
-            } else {
-                // SAFETY: closing the descriptor we just opened and own.
-                unsafe { libc::close(fd) };
-                How::Polled
+            for candidate in candidates {
+                if let Some(fd) = reopen(&candidate, &stat) {
+                    return How::Reopened(fd);
+                }
             }
+            How::Polled
         }
         _ => How::Polled,
+    }
+}
+
+/// Opens `path` write-only and non-blocking, and keeps it only when it is the very file of `stat`
+/// (a /proc of another namespace, or a device node, could name something else).
+fn reopen(path: &str, stat: &libc::stat) -> Option<RawFd> {
+    let path = std::ffi::CString::new(path).ok()?;
+    // O_NOCTTY: a terminal never becomes sentinit's controlling one.
+    let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: open with a NUL-terminated path; the descriptor returned is ours.
+    let fd = unsafe { libc::open(path.as_ptr(), flags) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fstat into a live local.
+    let mut reopened: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let same = unsafe { libc::fstat(fd, &mut reopened) } == 0
+        && reopened.st_dev == stat.st_dev
+        && reopened.st_ino == stat.st_ino
+        && reopened.st_rdev == stat.st_rdev;
+    let same = same || {
+        // A device node opened by another path is another inode of the same device.
+        stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && reopened.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && reopened.st_rdev == stat.st_rdev
+    };
+    if same {
+        Some(fd)
+    } else {
+        // SAFETY: closing the descriptor just opened and owned here.
+        unsafe { libc::close(fd) };
+        None
+    }
+}
+
+/// Where the terminal device `rdev` usually has its node: the console, a pseudo-terminal, a serial or
+/// virtual console.
+fn terminal_nodes(rdev: libc::dev_t) -> Vec<String> {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    match major {
+        5 if minor == 1 => vec!["/dev/console".to_string()],
+        136..=143 => vec![format!("/dev/pts/{}", (major - 136) * 256 + minor)],
+        4 if minor >= 64 => vec![format!("/dev/ttyS{}", minor - 64)],
+        4 => vec![format!("/dev/tty{minor}")],
+        229 => vec![format!("/dev/hvc{minor}")],
+        _ => Vec::new(),
     }
 }
 
@@ -312,15 +375,18 @@ mod tests {
     #[test]
     fn escapes_what_could_split_or_forge_a_line() {
         let mut out = String::new();
-        escape_into("a\nREPORT\tx\r\u{0}\u{1b}[31m\u{7f}\u{2028}é", &mut out);
-        assert_eq!(out, "a\\nREPORT\tx\\r\\x00\\x1b[31m\\x7f\\u{2028}é");
+        escape_into("a\nREPORT\tx\r\u{0}\u{1b}[31m\u{7f}\u{9b}2J\u{85}\u{2028}é", &mut out, MAX_LINE);
+        assert_eq!(out, "a\\nREPORT\tx\\r\\x00\\x1b[31m\\x7f\\u{9b}2J\\u{85}\\u{2028}é");
         assert!(!out.contains('\n'));
     }
 
     #[test]
     fn cuts_huge_lines() {
         let mut out = String::new();
-        escape_into(&"x".repeat(MAX_LINE * 2), &mut out);
-        assert!(out.len() <= MAX_LINE + 16 && out.ends_with("...[cut]"));
+        escape_into(&"x".repeat(MAX_LINE * 2), &mut out, MAX_ATOMIC_LINE);
+        assert!(out.len() <= MAX_ATOMIC_LINE && out.ends_with("...[cut]"), "{}", out.len());
+        let mut out = String::new();
+        escape_into(&"\n".repeat(MAX_LINE), &mut out, 100);
+        assert!(out.len() <= 100 && out.ends_with("\\n...[cut]"), "{out}");
     }
 }

@@ -18,39 +18,53 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// is said as a warning. A /proc that cannot be read right now (no descriptor left, not mounted) is
 /// not used this time and asked again next time.
 pub fn is_own() -> bool {
+    usable().is_ok()
+}
+
+/// Why /proc is not used.
+#[derive(Debug)]
+pub enum Unusable {
+    /// It belongs to another PID namespace (said once, as a warning, when first found).
+    Foreign,
+    /// It cannot be read now (not mounted, no descriptor left): no verdict yet.
+    Unreadable(String),
+}
+
+/// [`is_own`], with the reason when it is not.
+pub fn usable() -> Result<(), Unusable> {
     const UNKNOWN: u8 = 0;
     const OWN: u8 = 1;
     const FOREIGN: u8 = 2;
     static VERDICT: AtomicU8 = AtomicU8::new(UNKNOWN);
     match VERDICT.load(Ordering::Relaxed) {
-        OWN => return true,
-        FOREIGN => return false,
+        OWN => return Ok(()),
+        FOREIGN => return Err(Unusable::Foreign),
         _ => {}
     }
     match check_own() {
         Ok(()) => {
             VERDICT.store(OWN, Ordering::Relaxed);
-            true
+            Ok(())
         }
-        Err(Check::Unreadable) => false,
+        Err(Check::Unreadable(reason)) => Err(Unusable::Unreadable(reason)),
         Err(Check::Foreign(reason)) => {
             VERDICT.store(FOREIGN, Ordering::Relaxed);
             crate::warn!(
                 "/proc is not this PID namespace's own ({reason}): sentinit will not use it to find or signal processes, \
                  nor for figures (mount a /proc for the namespace, e.g. unshare --mount-proc)"
             );
-            false
+            Err(Unusable::Foreign)
         }
     }
 }
 
-/// Why /proc is not used.
+/// What [`check_own`] found.
 #[derive(Debug)]
 enum Check {
     /// It belongs to another PID namespace.
     Foreign(String),
     /// It cannot be read now (EMFILE, not mounted): no verdict.
-    Unreadable,
+    Unreadable(String),
 }
 
 /// The pid this process has in the /proc's namespace must be its own pid, and /proc must see no
@@ -64,7 +78,7 @@ fn check_own() -> Result<(), Check> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::path::Path::new("/proc/1").exists() => {
             return Err(Check::Foreign("it has no /proc/self for sentinit".to_string()))
         }
-        Err(_) => return Err(Check::Unreadable),
+        Err(e) => return Err(Check::Unreadable(format!("/proc/self/status: {e}"))),
     };
     if let Some(line) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) {
         let pids: Vec<&str> = line.split_whitespace().collect();
@@ -74,7 +88,7 @@ fn check_own() -> Result<(), Check> {
         };
     }
     // Kernels before 4.1 have no NSpid: /proc/self must at least point at sentinit's own pid.
-    let link = std::fs::read_link("/proc/self").map_err(|_| Check::Unreadable)?;
+    let link = std::fs::read_link("/proc/self").map_err(|e| Check::Unreadable(format!("/proc/self: {e}")))?;
     if link.as_os_str() == own.as_str() {
         Ok(())
     } else {

@@ -25,6 +25,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// on the file at `deadline`.
 pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outcome, deadline: std::time::Instant) {
     let fields = fields(identity, usage, outcome, &config.command);
+    // The file first, on its own thread: a stderr that does not drain must not use up its time.
+    let file = config.report_file.as_ref().map(|path| {
+        let path = std::path::PathBuf::from(path);
+        (path.clone(), start_writing(path, to_json(&fields)))
+    });
     for format in &config.report {
         match format.as_str() {
             "text" => {
@@ -36,33 +41,48 @@ pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outco
             _ => {}
         }
     }
-    if let Some(path) = &config.report_file {
-        let path = std::path::PathBuf::from(path);
-        if let Err(e) = write_within(path.clone(), to_json(&fields), deadline) {
+    if let Some((path, writing)) = file {
+        if let Err(e) = writing.wait(deadline) {
             crate::warn!("cannot write the report to {}: {e}", path.display());
         }
     }
 }
 
-/// [`write_atomically`] on a thread of its own, waited for until `deadline`. Without a thread (none
-/// can be created) the file is written here.
-fn write_within(path: std::path::PathBuf, text: String, deadline: std::time::Instant) -> std::io::Result<()> {
+/// A report file being written: on a thread, or already done here when no thread could be created.
+enum Writing {
+    Thread(std::sync::mpsc::Receiver<std::io::Result<()>>),
+    Done(std::io::Result<()>),
+}
+
+/// Starts [`write_atomically`] on a thread of its own, so that a stalled filesystem (fsync on a hung
+/// NFS mount) costs at most the wait in [`Writing::wait`].
+fn start_writing(path: std::path::PathBuf, text: String) -> Writing {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     let job = std::sync::Arc::new((path, text));
     let for_thread = job.clone();
     let spawned = std::thread::Builder::new()
         .stack_size(64 * 1024)
         .spawn(move || sender.send(write_atomically(&for_thread.0, &for_thread.1)).ok());
-    if spawned.is_err() {
-        return write_atomically(&job.0, &job.1);
+    match spawned {
+        Ok(_) => Writing::Thread(receiver),
+        Err(_) => Writing::Done(write_atomically(&job.0, &job.1)),
     }
-    let wait = deadline.saturating_duration_since(std::time::Instant::now());
-    match receiver.recv_timeout(wait) {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("not finished within {:.1} s (stalled filesystem?); exiting without it", wait.as_secs_f64()),
-        )),
+}
+
+impl Writing {
+    /// The outcome, waiting for the thread until `deadline`.
+    fn wait(self, deadline: std::time::Instant) -> std::io::Result<()> {
+        let receiver = match self {
+            Writing::Done(result) => return result,
+            Writing::Thread(receiver) => receiver,
+        };
+        match receiver.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "not finished in time (a stalled filesystem?); exiting without it",
+            )),
+        }
     }
 }
 

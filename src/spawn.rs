@@ -52,6 +52,11 @@ impl std::fmt::Display for LaunchError {
             LaunchError::MissingInterpreter(path, Interpreter::Script(name)) => {
                 write!(f, "cannot run '{path}': its interpreter {name} (from the #! line) does not exist")
             }
+            LaunchError::MissingInterpreter(path, Interpreter::ScriptLoader(interpreter, loader)) => write!(
+                f,
+                "cannot run '{path}': its interpreter {interpreter} (from the #! line) cannot run: its program loader {} does not exist",
+                loader.as_deref().unwrap_or("(unnamed)")
+            ),
             LaunchError::MissingInterpreter(path, Interpreter::Loader(Some(name))) => write!(
                 f,
                 "cannot run '{path}': its program loader {name} does not exist (a dynamically linked binary for another C library?)"
@@ -84,6 +89,8 @@ fn describe(path: &str, error: &io::Error) -> String {
 pub enum Interpreter {
     /// The interpreter named on its `#!` line.
     Script(String),
+    /// The `#!` interpreter exists, but its own ELF program loader does not.
+    ScriptLoader(String, Option<String>),
     /// The ELF program loader (PT_INTERP), when it could be read.
     Loader(Option<String>),
 }
@@ -105,8 +112,7 @@ pub struct ChildSetup {
 }
 
 impl Launch {
-    /// Resolves the program against the workload's PATH, converts everything to C strings and makes
-    /// the error pipe.
+    /// Resolves the program against the workload's PATH and converts everything to C strings.
     pub fn prepare(command: &[OsString], env: &Environ) -> Result<Launch, LaunchError> {
         let name = command.first().ok_or_else(|| LaunchError::NotFound(String::new()))?;
         let display = name.to_string_lossy().into_owned();
@@ -123,16 +129,19 @@ impl Launch {
         // Entries come from the C runtime's envp, so none holds a NUL; sentinit's own additions are
         // validated before they are added. Skipping is only a guard.
         let envp = env.entries().iter().filter_map(|entry| CString::new(entry.clone()).ok()).collect();
-        let error_pipe = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(pipe) => Some(pipe),
+        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp, error_pipe: None })
+    }
+
+    /// Makes the close-on-exec pipe a failed exec is reported through. Called before accounting opens
+    /// its files; without it the workload still starts (see the module doc).
+    pub fn with_error_pipe(mut self) -> Launch {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pipe) => self.error_pipe = Some(pipe),
             Err(e) => {
-                crate::warn!(
-                    "cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code"
-                );
-                None
+                crate::warn!("cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code")
             }
-        };
-        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp, error_pipe })
+        }
+        self
     }
 
     /// The program as the user named it, for messages.
@@ -247,6 +256,16 @@ fn missing_interpreter(path: &Path) -> Interpreter {
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
         let name = String::from_utf8_lossy(line).split_whitespace().next().unwrap_or_default().to_string();
+        if Path::new(&name).is_file() {
+            // The interpreter is there: what is missing is its own loader (one level only: the
+            // kernel does not run a script as an interpreter either).
+            let mut interpreter_head = Vec::new();
+            if let Ok(file) = std::fs::File::open(&name) {
+                let _ = file.take(4096).read_to_end(&mut interpreter_head);
+            }
+            let loader = elf_interpreter(&interpreter_head);
+            return Interpreter::ScriptLoader(name, loader);
+        }
         if !name.is_empty() {
             return Interpreter::Script(name);
         }

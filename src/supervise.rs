@@ -431,10 +431,12 @@ impl<'a> Supervisor<'a> {
             }
             send_signal(-self.child, signal);
             // Only the namespace's own /proc says who sentinit's descendants are (proctree explains).
-            if !proctree::is_own() {
-                continue;
-            }
-            match proctree::descendants(self.own_pid as i32) {
+            let listed = match proctree::usable() {
+                Ok(()) => proctree::descendants(self.own_pid as i32).map_err(|e| e.to_string()),
+                Err(proctree::Unusable::Unreadable(reason)) => Err(reason),
+                Err(proctree::Unusable::Foreign) => continue, // said once already
+            };
+            match listed {
                 Ok(pids) => pids.into_iter().for_each(|(pid, _)| {
                     send_signal(pid, signal);
                 }),

@@ -349,6 +349,82 @@ fn lines_dropped_on_a_blocked_stderr_are_counted_once_it_drains() {
     }
 }
 
+/// `--report-file` does not depend on stderr: with stderr a full pipe nobody reads, the file is
+/// written all the same (the stderr lines and the file share the final 2 s, they do not queue).
+#[test]
+fn the_report_file_is_written_while_stderr_is_blocked() {
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let dir = TempDir::new("blocked-report-file");
+        let path = dir.join("report.json");
+        let (_read, write, _) = full_pipe();
+        let mut cmd = command(mode, &["--report-file", path.to_str().unwrap(), "--", "sh", "-c", "exit 3"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(write));
+        let mut started = Started::spawn(cmd);
+        let output = started.finish(Duration::from_secs(8), &format!("{mode:?}: sentinit with a blocked stderr"));
+        assert_eq!(code(&output), 3, "{mode:?}: the workload's exit code");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{mode:?}: no report file: {e}"));
+        let report: serde_json::Value = serde_json::from_str(text.trim()).expect("the report file is JSON");
+        assert_eq!(report["type"], "sentinit.report", "{mode:?}");
+        assert_eq!(report["exit_code"], 3, "{mode:?}");
+    }
+}
+
+/// A pipe with `free` bytes of room left, all of it in the last, partly filled page: a write of more
+/// than `free` bytes there can only be partial, as when a log driver is almost stalled.
+fn nearly_full_pipe(free: usize) -> (OwnedFd, OwnedFd) {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into a live array; they are owned right below.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors nobody else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: F_GETPIPE_SZ on a descriptor we own.
+    let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) } as usize;
+    let pages = size / 4096;
+    let mut file = std::fs::File::from(write.try_clone().unwrap());
+    for _ in 0..pages - 1 {
+        file.write_all(&[b'\n'; 4096]).unwrap();
+    }
+    file.write_all(&vec![b'\n'; 4096 - free]).unwrap();
+    (read, write)
+}
+
+/// A line longer than the room left in a nearly stalled stderr pipe is never left half-written with
+/// the workload's own output landing inside it: sentinit writes each line whole or not at all (and
+/// counts it), so the workload's line stands alone and no line mixes the two.
+#[test]
+fn a_long_line_is_never_left_half_written() {
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let (read, write) = nearly_full_pipe(3000);
+        // A START line of about 9 KiB: the task ARN is the user's own, so it is printed, not validated.
+        let arn = format!("arn:aws:ecs:us-east-1:111122223333:task/c/{}", "a".repeat(9000));
+        let mut cmd = command(mode, &["--", "sh", "-c", "sleep 0.5; echo WORKLOAD-LINE >&2; exit 0"]);
+        cmd.env("ECS_TASK_ARN", &arn).stdout(Stdio::null()).stderr(Stdio::from(write));
+        let mut started = Started::spawn(cmd);
+        std::thread::sleep(Duration::from_millis(1000));
+        let (_count, text, reader) = drain(read);
+        let output = started.finish(Duration::from_secs(8), &format!("{mode:?}: sentinit"));
+        assert_eq!(code(&output), 0, "{mode:?}: the workload's exit code");
+        assert!(wait_for(Duration::from_secs(3), || reader.is_finished().then_some(())).is_some());
+        let text = String::from_utf8_lossy(&text.lock().unwrap()).into_owned();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines.contains(&"WORKLOAD-LINE"), "{mode:?}: the workload's line, alone:\n{text}");
+        for line in &lines {
+            assert!(
+                !(line.contains("WORKLOAD-LINE") && line.contains("START")),
+                "{mode:?}: a torn line: {}",
+                &line[..line.len().min(200)]
+            );
+        }
+        assert!(lines.iter().any(|l| l.starts_with("REPORT\t")), "{mode:?}: the REPORT line");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // B. sentinit's state does not depend on its parent.
 // ---------------------------------------------------------------------------------------------------
