@@ -53,6 +53,20 @@ pub struct Config {
     pub report_file: Option<OsString>,
     pub heartbeat: Option<Duration>,
     pub emf_namespace: String,
+    /// Whether the workload gets a cgroup of its own.
+    pub cgroup: CgroupMode,
+}
+
+/// `--cgroup`: when sentinit creates a group of the workload's own (see accounting::own_group).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Only when the group sentinit starts in also holds other processes.
+    #[default]
+    Auto,
+    /// Always; a warning, then `auto`'s behaviour, when impossible.
+    Own,
+    /// Never: read the group as it is.
+    Inherit,
 }
 
 impl Default for Config {
@@ -73,6 +87,7 @@ impl Default for Config {
             report_file: None,
             heartbeat: None,
             emf_namespace: "sentinit".to_string(),
+            cgroup: CgroupMode::Auto,
         }
     }
 }
@@ -187,6 +202,13 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "print a JSON usage line this often while the workload runs [off]",
+    },
+    Spec {
+        long: "cgroup",
+        short: None,
+        kind: Kind::Value,
+        metavar: "MODE",
+        help: "auto: a cgroup of the workload's own when sentinit's is shared; own: always; inherit: never [auto]",
     },
     Spec {
         long: "emf-namespace",
@@ -386,6 +408,19 @@ where
         check_emf_namespace(&namespace)
             .map_err(|e| UsageError(format!("{}: '{namespace}': {e}", source("emf-namespace", &from_flag))))?;
         config.emf_namespace = namespace;
+    }
+    if let Some(mode) = single("cgroup") {
+        config.cgroup = match mode.trim().to_ascii_lowercase().as_str() {
+            "auto" => CgroupMode::Auto,
+            "own" => CgroupMode::Own,
+            "inherit" => CgroupMode::Inherit,
+            _ => {
+                return Err(UsageError(format!(
+                    "{}: unknown mode '{mode}' (auto, own, inherit)",
+                    source("cgroup", &from_flag)
+                )))
+            }
+        };
     }
     config.report_file = single("report-file").filter(|s| !s.is_empty()).map(OsString::from);
     if let Some(formats) = single("report") {

@@ -73,7 +73,7 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     log::set_verbose(config.verbose);
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored (except
     // SIGCHLD, see signals::inherited_ignores).
-    let setup = spawn::ChildSetup { inherited_ignores: signals::inherited_ignores() };
+    let mut setup = spawn::ChildSetup { inherited_ignores: signals::inherited_ignores(), join_cgroups: Vec::new() };
     // Signals are taken over before identity is resolved, so a `docker stop` that arrives during those
     // two seconds is held and forwarded to the workload once it exists, instead of being lost (PID 1
     // ignores signals it has no handler for) or killing sentinit before it started anything.
@@ -107,6 +107,7 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     let launch = spawn::Launch::prepare(&config.command, &environ).map(spawn::Launch::with_error_pipe);
     // The baseline is taken before the workload exists, so every counter's delta is the workload's.
     let mut accountant = accounting::Accountant::start(config, &self_files);
+    setup.join_cgroups = accountant.join_on_start();
     let started = launch.and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
         let display = launch.display().to_string();

@@ -141,6 +141,30 @@ pub fn descendants(root: i32) -> std::io::Result<Vec<(i32, char)>> {
     Ok(found.into_iter().collect())
 }
 
+/// Every live descendant of `root`, through the kernel's per-thread `children` lists: a few reads for a
+/// small tree instead of a scan of every process on the machine, so that a kill pass is fast enough
+/// to catch processes that fork and exit within milliseconds. Falls back to [`descendants`] where the
+/// kernel has no `children` files (CONFIG_PROC_CHILDREN).
+pub fn descendant_pids(root: i32) -> std::io::Result<Vec<i32>> {
+    if !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
+        return descendants(root).map(|found| found.into_iter().map(|(pid, _)| pid).collect());
+    }
+    let mut found = BTreeSet::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("children")) else { continue };
+            for child in text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
+                if found.len() < 100_000 && found.insert(child) {
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
 /// Is any member of process group `group` stopped (state T)?
 pub fn group_has_stopped(group: i32) -> bool {
     scan().is_ok_and(|entries| entries.iter().any(|e| e.group == group && e.state == 'T'))

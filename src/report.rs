@@ -102,7 +102,14 @@ pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
         Exit::Code(code) => code.to_string(),
         Exit::Signal(signal) => format!("{} ({})", outcome.exit.code(), signals::name(signal)),
     };
-    let memory = usage.memory_peak_bytes.map_or("unknown".to_string(), mib);
+    let mut memory = usage.memory_peak_bytes.map_or("unknown".to_string(), mib);
+    if let (Some("shared"), Some(others), Some(_)) =
+        (usage.cgroup_scope, usage.cgroup_foreign_processes, usage.memory_peak_bytes)
+    {
+        // The figure is the group's, not the workload's alone: say so where it is read.
+        memory
+            .push_str(&format!(" (cgroup shared with {others} other process{})", if others == 1 { "" } else { "es" }));
+    }
     let limit = match usage.memory_limit {
         Some(Limit::Value(bytes)) => mib(bytes),
         Some(Limit::Unlimited) => "unlimited".to_string(),
@@ -153,6 +160,8 @@ pub fn fields(
         ("killed_by_sentinit", json!(outcome.killed_by_sentinit)),
         ("stop_signal", json!(outcome.stop_signal.map(signals::name))),
         ("cgroup_version", json!(usage.cgroup_version)),
+        ("cgroup_scope", json!(usage.cgroup_scope)),
+        ("cgroup_foreign_processes", json!(usage.cgroup_foreign_processes)),
         ("memory_peak_bytes", json!(usage.memory_peak_bytes)),
         ("memory_peak_source", json!(usage.memory_peak_source)),
         ("memory_limit_bytes", json!(usage.memory_limit_bytes())),
@@ -390,6 +399,8 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             duration: Duration::from_millis(1500),
             cgroup_version: Some(2),
+            cgroup_scope: Some("container"),
+            cgroup_foreign_processes: Some(0),
             memory_peak_bytes: Some(1 << 20),
             memory_peak_source: Some("memory.peak"),
             memory_limit: Some(Limit::Unlimited),

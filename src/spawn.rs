@@ -109,6 +109,9 @@ pub struct Launch {
 pub struct ChildSetup {
     /// Signals ignored by sentinit's parent: they stay ignored.
     pub inherited_ignores: Mask,
+    /// `cgroup.procs` files of the workload's own cgroup, joined before exec so that nothing the
+    /// workload allocates is charged elsewhere (accounting::own_group).
+    pub join_cgroups: Vec<CString>,
 }
 
 impl Launch {
@@ -355,6 +358,15 @@ fn child_exec(
     // SAFETY: only async-signal-safe system calls on memory prepared before the fork.
     unsafe {
         libc::setpgid(0, 0);
+        for procs in &setup.join_cgroups {
+            // "0" moves the writer itself. A failure leaves the workload where sentinit is: the parent
+            // checked that it may write there, so this is not expected.
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        }
         if take_terminal {
             // Every signal is still blocked, so the SIGTTOU a background group gets here is held, not
             // acted on; the workload becomes the foreground group before it runs a single instruction.

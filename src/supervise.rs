@@ -67,8 +67,9 @@ pub struct Outcome {
     pub reaped: u64,
 }
 
-/// How often the SIGKILL pass is repeated while processes remain.
-const KILL_PASS_EVERY: Duration = Duration::from_millis(10);
+/// How often the SIGKILL pass is repeated while processes remain: back to back, nearly, because a
+/// chain of processes that each fork and exit within milliseconds escapes any slower pass.
+const KILL_PASS_EVERY: Duration = Duration::from_millis(1);
 
 /// How long processes get to disappear after the first SIGKILL pass.
 const KILL_WAIT: Duration = Duration::from_secs(2);
@@ -432,12 +433,12 @@ impl<'a> Supervisor<'a> {
             send_signal(-self.child, signal);
             // Only the namespace's own /proc says who sentinit's descendants are (proctree explains).
             let listed = match proctree::usable() {
-                Ok(()) => proctree::descendants(self.own_pid as i32).map_err(|e| e.to_string()),
+                Ok(()) => proctree::descendant_pids(self.own_pid as i32).map_err(|e| e.to_string()),
                 Err(proctree::Unusable::Unreadable(reason)) => Err(reason),
                 Err(proctree::Unusable::Foreign) => continue, // said once already
             };
             match listed {
-                Ok(pids) => pids.into_iter().for_each(|(pid, _)| {
+                Ok(pids) => pids.into_iter().for_each(|pid| {
                     send_signal(pid, signal);
                 }),
                 Err(e) if !self.warned_no_proc => {

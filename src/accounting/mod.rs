@@ -13,6 +13,7 @@
 
 pub mod discover;
 pub mod files;
+pub mod own_group;
 pub mod reading;
 pub mod v1;
 pub mod v2;
@@ -29,6 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// Baseline and running samples of the container's resource counters.
 pub struct Accountant {
     cgroups: Cgroups,
+    scope: own_group::Scope,
+    /// The workload's own group, when sentinit made one; removed when the accountant is dropped.
+    own_group: Option<own_group::OwnGroup>,
     controllers: Vec<Box<dyn Controller>>,
     baseline: Reading,
     started: Instant,
@@ -82,6 +86,9 @@ pub struct Usage {
     pub started_at: SystemTime,
     pub duration: Duration,
     pub cgroup_version: Option<u8>,
+    /// `container`, `own` or `shared` (see own_group).
+    pub cgroup_scope: Option<&'static str>,
+    pub cgroup_foreign_processes: Option<u64>,
     pub memory_peak_bytes: Option<u64>,
     pub memory_peak_source: Option<&'static str>,
     /// The limit as read: `Some(Unlimited)` and `None` (unknown) both give a null `memory_limit_bytes`.
@@ -127,7 +134,8 @@ impl Usage {
 impl Accountant {
     /// Finds the cgroup and takes the baseline, before the workload starts.
     pub fn start(config: &Config, files: &crate::paths::SelfFiles) -> Accountant {
-        let cgroups = discover::discover(files);
+        let mut cgroups = discover::discover(files);
+        let (scope, own_group) = own_group::settle(&mut cgroups, config.cgroup);
         debug!(
             "accounting: memory {}, cpu {}, cpuacct {}, pids {}",
             describe(&cgroups.memory),
@@ -138,6 +146,8 @@ impl Accountant {
         let controllers = open_controllers(&cgroups);
         let mut accountant = Accountant {
             cgroups,
+            scope,
+            own_group,
             controllers,
             baseline: Reading::default(),
             started: Instant::now(),
@@ -163,6 +173,11 @@ impl Accountant {
         accountant.last_heartbeat = (now, Some(0));
         accountant.last_tick_cpu = (now, Some(0));
         accountant
+    }
+
+    /// The `cgroup.procs` files the workload joins between fork and exec (its own group), if any.
+    pub fn join_on_start(&self) -> Vec<std::ffi::CString> {
+        self.own_group.as_ref().map(|group| group.procs_files().to_vec()).unwrap_or_default()
     }
 
     /// Called once the workload has exec'd as `pid`. sentinit then lowers its own oom_score_adj to -1000
@@ -260,10 +275,12 @@ impl Accountant {
             _ => None,
         };
         let ms = |us: Option<u64>| us.map(|us| us / 1000);
-        Usage {
+        let usage = Usage {
             started_at: self.started_at,
             duration,
             cgroup_version: self.cgroups.version(),
+            cgroup_scope: self.scope.kind,
+            cgroup_foreign_processes: self.scope.foreign,
             memory_peak_bytes,
             memory_peak_source,
             memory_limit,
@@ -288,7 +305,13 @@ impl Accountant {
             cpu_pressure_some_ms: ms(delta(base.cpu_pressure_some_us, end.cpu_pressure_some_us)),
             processes: outcome.reaped,
             samples: self.samples.count,
-        }
+        };
+        // The workload's own group goes now: everything in it has been reaped. The descriptors into it
+        // are closed first.
+        self.controllers.clear();
+        self.child_stat = None;
+        self.own_group.take();
+        usage
     }
 }
 
