@@ -7,6 +7,7 @@
 pub mod accounting;
 pub mod config;
 pub mod environ;
+pub mod exit_reason;
 pub mod http;
 pub mod identity;
 pub mod log;
@@ -32,6 +33,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs sentinit with `args` (argv, program name first) and `environ` (as received) and returns the
 /// exit code.
 pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
+    // The report's init_duration_ms counts from here: argument parsing, identity and the exec are all
+    // time the container spent before its workload ran.
+    let sentinit_started = Instant::now();
     let env: Vec<(OsString, OsString)> = environ.pairs();
     // sentinit's own variables must be text; anything else is passed to the workload untouched.
     if let Some((name, _)) =
@@ -64,12 +68,13 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
             println!("{}", identity::resolve(&config, &env, &paths::SelfFiles::read()).to_json());
             0
         }
-        Action::Run(config) => run_workload(&config, environ, &env),
+        Action::Run(config) => run_workload(&config, environ, &env, sentinit_started),
     }
 }
 
 /// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
-fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsString)]) -> i32 {
+/// `sentinit_started` is when sentinit itself started, for the report's init duration.
+fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsString)], sentinit_started: Instant) -> i32 {
     log::set_verbose(config.verbose);
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored (except
     // SIGCHLD, see signals::inherited_ignores).
@@ -112,16 +117,19 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
         let take_terminal = spawn::owns_foreground_terminal();
         let display = launch.display().to_string();
         let child = spawn::spawn(launch, &setup, take_terminal)?;
+        // spawn returns once the exec-error pipe closed: the workload's own program is running now (or,
+        // when no pipe could be made, right after the fork).
+        let init_duration = sentinit_started.elapsed();
         debug!(
             "started {display} as pid {child} in its own process group{}",
             if take_terminal { ", terminal foreground" } else { "" }
         );
-        Ok(child)
+        Ok((child, init_duration))
     });
     let outcome = match started {
-        Ok(child) => {
+        Ok((child, init_duration)) => {
             accountant.workload_started(child);
-            Supervisor::new(config, child, signal_fd).run(&mut accountant)
+            Supervisor::new(config, child, init_duration, signal_fd).run(&mut accountant)
         }
         Err(e) => {
             // The report is printed for a workload that never started too: "exit 127" in the logs,

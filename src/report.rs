@@ -14,6 +14,7 @@
 use crate::accounting::files::Limit;
 use crate::accounting::{Progress, Usage};
 use crate::config::Config;
+use crate::exit_reason;
 use crate::identity::Identity;
 use crate::signals;
 use crate::supervise::{Exit, Outcome};
@@ -95,13 +96,17 @@ pub fn end_line(identity: &Identity) -> String {
     )
 }
 
-/// `REPORT\tDuration: 1234.56 ms\tExit: 137 (SIGKILL)\tMax Memory Used: 63.9 MiB\tMemory Limit: 64 MiB\t
-/// CPU: 1.20 s user, 0.10 s sys\tThrottled: 0.00 s\tOOM: killed (1)`.
+/// `REPORT\tDuration: 1234.56 ms\tInit Duration: 1.23 ms\tExit: 137 (SIGKILL, oom_killed)\t
+/// Max Memory Used: 63.9 MiB\tMemory Limit: 64 MiB\tCPU: 1.20 s user, 0.10 s sys\tThrottled: 0.00 s\t
+/// OOM: killed (1)`. `Init Duration` is left out when the workload never started, as Lambda leaves it
+/// out when there was no init.
 pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
+    let reason = exit_reason::classify(outcome, usage).as_str();
     let exit = match outcome.exit {
-        Exit::Code(code) => code.to_string(),
-        Exit::Signal(signal) => format!("{} ({})", outcome.exit.code(), signals::name(signal)),
+        Exit::Code(code) => format!("{code} ({reason})"),
+        Exit::Signal(signal) => format!("{} ({}, {reason})", outcome.exit.code(), signals::name(signal)),
     };
+    let init = outcome.init_duration.map_or(String::new(), |init| format!("\tInit Duration: {:.2} ms", millis(init)));
     let mut memory = usage.memory_peak_bytes.map_or("unknown".to_string(), mib);
     if let (Some("shared"), Some(others), Some(_)) =
         (usage.cgroup_scope, usage.cgroup_foreign_processes, usage.memory_peak_bytes)
@@ -127,7 +132,7 @@ pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
         _ => "unknown".to_string(),
     };
     format!(
-        "REPORT\tDuration: {:.2} ms\tExit: {exit}\tMax Memory Used: {memory}\tMemory Limit: {limit}\tCPU: {cpu}\tThrottled: {throttled}\tOOM: {oom}",
+        "REPORT\tDuration: {:.2} ms{init}\tExit: {exit}\tMax Memory Used: {memory}\tMemory Limit: {limit}\tCPU: {cpu}\tThrottled: {throttled}\tOOM: {oom}",
         millis(usage.duration)
     )
 }
@@ -155,8 +160,10 @@ pub fn fields(
         ("started_at", json!(rfc3339(usage.started_at))),
         ("ended_at", json!(rfc3339(ended_at))),
         ("duration_ms", json!(round(millis(usage.duration), 2))),
+        ("init_duration_ms", json!(outcome.init_duration.map(|init| round(millis(init), 2)))),
         ("exit_code", json!(outcome.exit.code())),
         ("signal", json!(signal)),
+        ("exit_reason", json!(exit_reason::classify(outcome, usage).as_str())),
         ("killed_by_sentinit", json!(outcome.killed_by_sentinit)),
         ("stop_signal", json!(outcome.stop_signal.map(signals::name))),
         ("cgroup_version", json!(usage.cgroup_version)),
@@ -197,6 +204,7 @@ pub fn to_json(fields: &[(&str, Value)]) -> String {
 /// The metrics published through EMF and their CloudWatch units.
 const EMF_METRICS: &[(&str, &str)] = &[
     ("duration_ms", "Milliseconds"),
+    ("init_duration_ms", "Milliseconds"),
     ("exit_code", "None"),
     ("memory_peak_bytes", "Bytes"),
     ("memory_limit_bytes", "Bytes"),
@@ -434,8 +442,10 @@ mod tests {
             exit: Exit::Code(0),
             ended: std::time::Instant::now(),
             killed_by_sentinit: false,
+            escalated: false,
             stop_signal: None,
             reaped: 1,
+            init_duration: Some(Duration::from_micros(1234)),
         };
         let identity =
             Identity { family: Some("etl".into()), container_name: Some("worker".into()), ..Default::default() };
@@ -452,7 +462,7 @@ mod tests {
         let line = report_line(&usage, &outcome);
         assert_eq!(
             line,
-            "REPORT\tDuration: 1500.00 ms\tExit: 0\tMax Memory Used: 1 MiB\tMemory Limit: unlimited\tCPU: 0.01 s user, 0.00 s sys\tThrottled: unknown\tOOM: none"
+            "REPORT\tDuration: 1500.00 ms\tInit Duration: 1.23 ms\tExit: 0 (exited)\tMax Memory Used: 1 MiB\tMemory Limit: unlimited\tCPU: 0.01 s user, 0.00 s sys\tThrottled: unknown\tOOM: none"
         );
     }
 

@@ -61,10 +61,16 @@ pub struct Outcome {
     pub ended: Instant,
     /// sentinit itself sent SIGKILL to the workload (--kill-after escalation, or a forwarded SIGKILL).
     pub killed_by_sentinit: bool,
+    /// The SIGKILL was sentinit's --kill-after escalation, not a forwarded one (`--rewrite TERM:KILL`):
+    /// the workload did not stop within its time, which a log query wants to tell from a chosen KILL.
+    pub escalated: bool,
     /// The last stop signal (TERM, INT, QUIT, after rewriting) forwarded to the workload.
     pub stop_signal: Option<i32>,
     /// How many descendants (main child included) were reaped.
     pub reaped: u64,
+    /// From sentinit's start to the workload's exec (the exec-error pipe closed); `None` when the
+    /// workload never started.
+    pub init_duration: Option<Duration>,
 }
 
 /// How often the SIGKILL pass is repeated while processes remain: back to back, nearly, because a
@@ -81,8 +87,10 @@ impl Outcome {
             exit: Exit::Code(code),
             ended: Instant::now(),
             killed_by_sentinit: false,
+            escalated: false,
             stop_signal: None,
             reaped: 0,
+            init_duration: None,
         }
     }
 }
@@ -136,9 +144,12 @@ enum Phase {
 pub struct Supervisor<'a> {
     config: &'a Config,
     child: i32,
+    /// How long sentinit took to start `child`: carried into the [`Outcome`] for the report.
+    init_duration: Duration,
     signal_fd: OwnedFd,
     main_exit: Option<(Exit, Instant)>,
     killed_by_sentinit: bool,
+    escalated: bool,
     stop_signal: Option<i32>,
     kill_deadline: Option<Instant>,
     reaped: u64,
@@ -150,13 +161,15 @@ pub struct Supervisor<'a> {
 }
 
 impl<'a> Supervisor<'a> {
-    pub fn new(config: &'a Config, child: i32, signal_fd: OwnedFd) -> Self {
+    pub fn new(config: &'a Config, child: i32, init_duration: Duration, signal_fd: OwnedFd) -> Self {
         Supervisor {
             config,
             child,
+            init_duration,
             signal_fd,
             main_exit: None,
             killed_by_sentinit: false,
+            escalated: false,
             stop_signal: None,
             kill_deadline: None,
             reaped: 0,
@@ -207,6 +220,7 @@ impl<'a> Supervisor<'a> {
                         );
                         self.kill_workload(libc::SIGKILL);
                         self.killed_by_sentinit = true;
+                        self.escalated = true;
                         self.kill_deadline = None;
                     }
                 }
@@ -263,8 +277,10 @@ impl<'a> Supervisor<'a> {
             exit,
             ended,
             killed_by_sentinit: self.killed_by_sentinit,
+            escalated: self.escalated,
             stop_signal: self.stop_signal,
             reaped: self.reaped,
+            init_duration: Some(self.init_duration),
         }
     }
 

@@ -1,12 +1,13 @@
 //! Accounting on this machine's real cgroup v1 memory controller: each test creates a child memory
 //! group under the test process's own memory cgroup (from the `memory` line of /proc/self/cgroup),
-//! gives it a 64 MiB limit, runs sentinit inside it and removes the group afterwards, also on failure.
+//! gives it a 64 MiB limit, runs sentinit inside it (the OOM kill also as PID 1 of a new PID namespace)
+//! and removes the group afterwards, also on failure.
 //! Needs root and a writable v1 memory hierarchy: outside CI the tests skip with a reason, in CI
 //! (CI=true) they fail.
 
 mod common;
 
-use common::{in_ci, report};
+use common::{in_ci, mode_available, report, Mode, MODES};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -54,8 +55,20 @@ impl MemoryGroup {
 
     /// Runs sentinit inside the group: a shell joins it, then execs sentinit.
     fn run(&self, args: &[&str], workload: &[&str]) -> Output {
+        self.run_as(Mode::Child, args, workload)
+    }
+
+    /// [`MemoryGroup::run`] with sentinit in `mode`: as PID 1, the shell execs `unshare`, which starts
+    /// sentinit in a new PID namespace, all inside the group.
+    fn run_as(&self, mode: Mode, args: &[&str], workload: &[&str]) -> Output {
+        let sentinit = env!("CARGO_BIN_EXE_sentinit");
+        let start: &[&str] = match mode {
+            Mode::Child => &[sentinit],
+            Mode::Pid1 => &["unshare", "--pid", "--fork", "--mount-proc", sentinit],
+        };
         Command::new("sh")
-            .args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_sentinit")])
+            .args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\""])
+            .args(start)
             .args(args)
             .arg("--")
             .args(workload)
@@ -87,23 +100,31 @@ fn bytes(r: &Value, key: &str) -> u64 {
 
 #[test]
 fn allocating_200_mib_in_64_mib_is_an_oom_kill() {
-    let Some(group) = MemoryGroup::create(64 * MIB) else { return };
-    let output = group.run(&["--report", "json,text"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]);
-    assert_eq!(output.status.code(), Some(137));
-    let r = report(&output);
-    assert_eq!(r["signal"], "SIGKILL");
-    assert_eq!(r["cgroup_version"], 1);
-    assert_eq!(r["oom_killed"], true, "{r}");
-    assert!(bytes(&r, "oom_kills") >= 1, "{r}");
-    assert!(bytes(&r, "memory_limit_hits") >= 1, "{r}");
-    assert_eq!(r["memory_limit_bytes"], 67108864);
-    let peak = bytes(&r, "memory_peak_bytes");
-    assert!((64 * MIB * 97 / 100..=64 * MIB).contains(&peak), "peak {peak} within a few percent of the limit");
-    assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
-    assert_eq!(r["oom_suspected"], false, "a counter says so: no need to suspect");
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(text.contains("\tMemory Limit: 64 MiB\t"), "{text}");
-    assert!(text.contains("\tOOM: killed ("), "{text}");
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let Some(group) = MemoryGroup::create(64 * MIB) else { return };
+        let workload = ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"];
+        let output = group.run_as(mode, &["--report", "json,text"], &workload);
+        let text = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(137), "{mode:?}: {text}");
+        let r = report(&output);
+        assert_eq!(r["signal"], "SIGKILL");
+        assert_eq!(r["exit_reason"], "oom_killed", "{mode:?}: {r}");
+        assert_eq!(r["cgroup_version"], 1);
+        assert_eq!(r["oom_killed"], true, "{r}");
+        assert!(bytes(&r, "oom_kills") >= 1, "{r}");
+        assert!(bytes(&r, "memory_limit_hits") >= 1, "{r}");
+        assert_eq!(r["memory_limit_bytes"], 67108864);
+        let peak = bytes(&r, "memory_peak_bytes");
+        assert!((64 * MIB * 97 / 100..=64 * MIB).contains(&peak), "peak {peak} within a few percent of the limit");
+        assert_eq!(r["memory_peak_source"], "memory.max_usage_in_bytes");
+        assert_eq!(r["oom_suspected"], false, "a counter says so: no need to suspect");
+        assert!(text.contains("\tExit: 137 (SIGKILL, oom_killed)\t"), "{mode:?}: {text}");
+        assert!(text.contains("\tMemory Limit: 64 MiB\t"), "{text}");
+        assert!(text.contains("\tOOM: killed ("), "{text}");
+    }
 }
 
 #[test]
@@ -133,9 +154,10 @@ fn a_worker_killed_while_the_main_process_lives_counts_as_oom_killed() {
     assert!(text.contains("worker=137"), "the worker was killed: {text}");
     let r = report(&output);
     assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["exit_reason"], "exited", "the main process ended on its own: {r}");
     assert_eq!(r["oom_killed"], true, "{r}");
     assert!(bytes(&r, "oom_kills") >= 1);
-    assert!(text.contains("\tExit: 0\t") && text.contains("\tOOM: killed ("), "{text}");
+    assert!(text.contains("\tExit: 0 (exited)\t") && text.contains("\tOOM: killed ("), "{text}");
 }
 
 #[test]

@@ -130,7 +130,7 @@ fn v2_without_peak_or_oom_kill_falls_back_and_suspects_an_oom() {
     assert_eq!(r["memory_peak_bytes"], 65536000);
     assert_eq!(r["pids_peak"], 1, "sampled pids.current when pids.peak is missing");
     let line = report_line(&output);
-    assert!(line.contains("\tExit: 137 (SIGKILL)\t"), "{line}");
+    assert!(line.contains("\tExit: 137 (SIGKILL, signaled)\t"), "{line}");
     assert!(line.ends_with("\tOOM: suspected"), "{line}");
     let warnings = stderr(&output).matches("passed 90% of the memory limit").count();
     assert_eq!(warnings, 1, "the 90% warning is printed once:\n{}", stderr(&output));
@@ -238,7 +238,7 @@ fn malformed_files_give_nulls_and_keep_the_exit_code() {
         assert_eq!(r[key], Value::Null, "{key} in {r}");
     }
     assert_eq!(r["exit_code"], 3);
-    assert!(report_line(&output).contains("\tExit: 3\t"));
+    assert!(report_line(&output).contains("\tExit: 3 (exited)\t"));
 }
 
 #[test]

@@ -308,7 +308,7 @@ fn tmds_task_arn_with_a_forged_report_line_cannot_split_the_log() {
         let stderr = &ran.stderr;
         let reports = ran.lines_starting("REPORT");
         assert_eq!(reports.len(), 1, "{mode:?}: exactly one REPORT line, the real one:\n{stderr}");
-        assert!(reports[0].contains("\tExit: 7\t"), "{mode:?}: the REPORT line is the real one:\n{stderr}");
+        assert!(reports[0].contains("\tExit: 7 (exited)\t"), "{mode:?}: the REPORT line is the real one:\n{stderr}");
         assert_eq!(stderr.lines().last(), Some(reports[0]), "{mode:?}: the real REPORT line is last:\n{stderr}");
         assert_eq!(ran.lines_starting("START ").len(), 1, "{mode:?}:\n{stderr}");
         assert_dropped(
@@ -416,7 +416,7 @@ fn user_set_identity_reaches_the_workload_as_is_but_cannot_split_log_lines() {
         }
         let reports = ran.lines_starting("REPORT");
         assert_eq!(reports.len(), 1, "{mode:?}: exactly one REPORT line:\n{stderr}");
-        assert!(reports[0].contains("\tExit: 7\t"), "{mode:?}: the REPORT line is the real one:\n{stderr}");
+        assert!(reports[0].contains("\tExit: 7 (exited)\t"), "{mode:?}: the REPORT line is the real one:\n{stderr}");
         assert_eq!(stderr.lines().last(), Some(reports[0]), "{mode:?}:\n{stderr}");
         assert_eq!(ran.lines_starting("START").len(), 1, "{mode:?}: one START line:\n{stderr}");
         assert_eq!(ran.lines_starting("END").len(), 1, "{mode:?}: one END line:\n{stderr}");
@@ -602,7 +602,7 @@ fn fifos_in_the_proc_root_cannot_block_start_up() {
         assert_eq!(ran.code(), 4, "{mode:?}:\n{stderr}");
         let reports = ran.lines_starting("REPORT\t");
         assert_eq!(reports.len(), 1, "{mode:?}: the report is printed:\n{stderr}");
-        assert!(reports[0].contains("\tExit: 4\t"), "{mode:?}:\n{stderr}");
+        assert!(reports[0].contains("\tExit: 4 (exited)\t"), "{mode:?}:\n{stderr}");
         assert!(started.elapsed() < limit, "{mode:?}: took {:?}", started.elapsed());
     }
 }
@@ -798,7 +798,7 @@ fn an_empty_sentinit_variable_means_unset() {
                 stderr.lines().filter(|l| l.starts_with("sentinit:") && !usual.contains(l)).collect();
             if ran.code() != 6 {
                 failures.push(format!("{mode:?} {label}: exit {} instead of 6:\n{stderr}", ran.code()));
-            } else if reports.len() != 1 || !reports[0].contains("\tExit: 6\t") {
+            } else if reports.len() != 1 || !reports[0].contains("\tExit: 6 (exited)\t") {
                 failures.push(format!("{mode:?} {label}: no default text report:\n{stderr}"));
             } else if ran.lines_starting("START ").len() != 1 {
                 failures.push(format!("{mode:?} {label}: no START line:\n{stderr}"));

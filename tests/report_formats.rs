@@ -35,8 +35,10 @@ const REQUIRED: &[&str] = &[
     "started_at",
     "ended_at",
     "duration_ms",
+    "init_duration_ms",
     "exit_code",
     "signal",
+    "exit_reason",
     "cgroup_version",
     "memory_peak_bytes",
     "memory_peak_source",
@@ -87,6 +89,13 @@ fn json_report_has_every_field_with_its_type() {
     assert_eq!(r["command"], serde_json::json!(["sh", "-c", "sleep 0.1; exit 3"]));
     assert_eq!(r["exit_code"], 3);
     assert_eq!(r["signal"], Value::Null);
+    assert_eq!(r["exit_reason"], "exited");
+    assert!(r["init_duration_ms"].as_f64().is_some_and(|init| init > 0.0), "{r}");
+    // The order of the line itself (serde_json's map sorts): each new field beside the one it explains.
+    let line = stderr(&output).lines().find(|l| l.starts_with("{\"type\":\"sentinit.report\"")).unwrap().to_string();
+    let at = |key: &str| line.find(&format!(",\"{key}\":")).unwrap_or_else(|| panic!("{key} in {line}"));
+    assert!(at("duration_ms") < at("init_duration_ms") && at("init_duration_ms") < at("exit_code"), "{line}");
+    assert!(line.contains(r#","signal":null,"exit_reason":"exited","#), "{line}");
     assert!(is_rfc3339_utc(r["started_at"].as_str().unwrap()), "{r}");
     assert!(is_rfc3339_utc(r["ended_at"].as_str().unwrap()), "{r}");
     assert!(r["started_at"].as_str() <= r["ended_at"].as_str());
@@ -114,19 +123,20 @@ fn text_report_is_an_end_line_then_the_tab_separated_report() {
     let labels: Vec<&str> = fields.iter().map(|f| f.split(": ").next().unwrap()).collect();
     assert_eq!(
         labels,
-        ["REPORT", "Duration", "Exit", "Max Memory Used", "Memory Limit", "CPU", "Throttled", "OOM"],
+        ["REPORT", "Duration", "Init Duration", "Exit", "Max Memory Used", "Memory Limit", "CPU", "Throttled", "OOM"],
         "{}",
         lines[at]
     );
-    assert!(
-        fields[1].ends_with(" ms") && fields[1]["Duration: ".len()..].trim_end_matches(" ms").parse::<f64>().is_ok()
-    );
-    assert_eq!(fields[2], "Exit: 137 (SIGKILL)");
-    assert_eq!(fields[3], "Max Memory Used: 20 MiB", "sampled usage of the fixture");
-    assert_eq!(fields[4], "Memory Limit: 64 MiB");
-    assert!(fields[5].starts_with("CPU: ") && fields[5].contains(" s user, ") && fields[5].ends_with(" s sys"));
-    assert_eq!(fields[6], "Throttled: 0.00 s");
-    assert_eq!(fields[7], "OOM: none");
+    for (field, label) in [(fields[1], "Duration: "), (fields[2], "Init Duration: ")] {
+        let value = field.strip_prefix(label).and_then(|v| v.strip_suffix(" ms"));
+        assert!(value.is_some_and(|v| v.parse::<f64>().is_ok()), "{field}");
+    }
+    assert_eq!(fields[3], "Exit: 137 (SIGKILL, signaled)");
+    assert_eq!(fields[4], "Max Memory Used: 20 MiB", "sampled usage of the fixture");
+    assert_eq!(fields[5], "Memory Limit: 64 MiB");
+    assert!(fields[6].starts_with("CPU: ") && fields[6].contains(" s user, ") && fields[6].ends_with(" s sys"));
+    assert_eq!(fields[7], "Throttled: 0.00 s");
+    assert_eq!(fields[8], "OOM: none");
     assert_eq!(text.matches("REPORT\t").count(), 1);
 }
 

@@ -66,8 +66,8 @@ fn command_not_found_is_127_and_not_executable_is_126() {
             let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sentinit:")).collect();
             assert_eq!(lines.len(), 1, "one line of error: {stderr}");
             assert!(lines[0].contains(program), "{stderr}");
-            // The report is printed all the same, with the exit code.
-            assert!(stderr.contains(&format!("\tExit: {expected}\t")), "{stderr}");
+            // The report is printed all the same, with the exit code and why.
+            assert!(stderr.contains(&format!("\tExit: {expected} (not_started)\t")), "{stderr}");
         }
     }
 }
@@ -684,7 +684,7 @@ fn a_stop_signal_during_identity_resolution_reaches_the_workload() {
         common::signal(pid, libc::SIGTERM);
         let output = finish(child, LIMIT);
         assert_eq!(code(&output), 143, "{mode:?}: the workload got the TERM; {}", stderr_of(&output));
-        assert!(stderr_of(&output).contains("Exit: 143 (SIGTERM)"), "{}", stderr_of(&output));
+        assert!(stderr_of(&output).contains("\tExit: 143 (SIGTERM, stopped)\t"), "{}", stderr_of(&output));
     }
 }
 

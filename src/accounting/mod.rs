@@ -504,7 +504,15 @@ mod tests {
     use super::*;
 
     fn outcome(exit: Exit, killed_by_sentinit: bool) -> Outcome {
-        Outcome { exit, ended: Instant::now(), killed_by_sentinit, stop_signal: None, reaped: 1 }
+        Outcome {
+            exit,
+            ended: Instant::now(),
+            killed_by_sentinit,
+            escalated: false,
+            stop_signal: None,
+            reaped: 1,
+            init_duration: Some(Duration::ZERO),
+        }
     }
 
     #[test]
