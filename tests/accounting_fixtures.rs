@@ -459,3 +459,100 @@ fn unreadable_proc_and_sys() {
     assert_eq!(output.status.code(), Some(4));
     assert_eq!(report(&output)["cgroup_version"], Value::Null);
 }
+
+/// Writes a v1 memory group's counter files under the fixture's memory directory.
+fn v1_child_group(tree: &Tree, relative: &str, oom_kills: u64, failcnt: u64) {
+    let dir = tree.sys().join("fs/cgroup/memory").join(relative);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("memory.oom_control"), format!("oom_kill_disable 0\nunder_oom 0\noom_kill {oom_kills}\n"))
+        .unwrap();
+    std::fs::write(dir.join("memory.failcnt"), format!("{failcnt}\n")).unwrap();
+}
+
+#[test]
+fn v1_counts_the_oom_kills_of_child_groups() {
+    let tree = Tree::copy("v1");
+    // A group that was there before the workload (its 3 earlier kills are not the run's), one the
+    // workload makes, and one it makes and removes after the samples have seen it. New groups are
+    // filled beside the tree and moved in whole, as the kernel makes a group with its files.
+    v1_child_group(&tree, "runner", 3, 10);
+    let output = run(
+        &tree,
+        FAST,
+        "M=$SYS/fs/cgroup/memory; sleep 0.1
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 4\\n' > $M/runner/memory.oom_control; echo 15 > $M/runner/memory.failcnt
+         mkdir $SYS/job1 $SYS/job2
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 2\\n' > $SYS/job1/memory.oom_control; echo 7 > $SYS/job1/memory.failcnt
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > $SYS/job2/memory.oom_control; echo 0 > $SYS/job2/memory.failcnt
+         mv $SYS/job1 $M/runner/; mv $SYS/job2 $M/; sleep 0.2; rm -r $M/job2; sleep 0.1",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report(&output);
+    assert_eq!(r["oom_kills"], 1 + 2 + 1, "{r}");
+    assert_eq!(r["oom_killed"], true);
+    assert_eq!(r["memory_limit_hits"], 5 + 7, "{r}");
+    assert!(report_line(&output).ends_with("\tOOM: killed (4)"));
+}
+
+#[test]
+fn v1_adds_memory_and_swap_limit_hits() {
+    // One failed charge bumps one of the two counters: memory+swap is charged first.
+    let tree = Tree::copy("v1");
+    tree.write("sys/fs/cgroup/memory/memory.memsw.failcnt", "4\n");
+    tree.write("sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "67108864\n");
+    let output = run(
+        &tree,
+        FAST,
+        "M=$SYS/fs/cgroup/memory; sleep 0.1; echo 2 > $M/memory.failcnt; echo 34 > $M/memory.memsw.failcnt
+         printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > $M/memory.oom_control; sleep 0.1",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report(&output);
+    assert_eq!(r["memory_limit_hits"], 2 + 30, "{r}");
+
+    // The same OOM kill with neither counter moving: a kernel that no longer maintains
+    // memory.memsw.failcnt (6.18). Unknown, not 0.
+    let tree = Tree::copy("v1");
+    tree.write("sys/fs/cgroup/memory/memory.memsw.failcnt", "0\n");
+    tree.write("sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "67108864\n");
+    let script = "sleep 0.1; printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > $SYS/fs/cgroup/memory/memory.oom_control";
+    let r = report(&run(&tree, FAST, script));
+    assert_eq!(r["oom_kills"], 1);
+    assert_eq!(r["memory_limit_hits"], Value::Null, "{r}");
+
+    // Without a memory+swap limit, no limit hit next to an OOM kill is a real 0 (a global OOM).
+    let tree = Tree::copy("v1");
+    let r = report(&run(&tree, FAST, script));
+    assert_eq!(r["memory_limit_hits"], 0, "{r}");
+}
+
+/// The CPUs this test process may run on, which sentinit and its workload inherit.
+fn affinity_cpus() -> usize {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it in.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the size is that of the live local above.
+    assert_eq!(unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }, 0);
+    // SAFETY: reads the set filled in above.
+    unsafe { libc::CPU_COUNT(&set) as usize }
+}
+
+#[test]
+fn cpu_max_cores_from_clock_ticks_is_a_possible_figure() {
+    // An empty /sys: no cgroup, so CPU time comes from /proc/<pid>/stat clock ticks and wait4. Rated
+    // over 10 ms, one tick of rounding alone would read as a whole extra core.
+    let sys = common::TempDir::new("empty-sys");
+    let output = run_with_roots(
+        Path::new("/proc"),
+        sys.path(),
+        &["--interval", "10ms", "--report", "json"],
+        // A single-threaded busy loop of shell builtins (no process is started), about a second.
+        "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report(&output);
+    assert_eq!(r["cgroup_version"], Value::Null, "{r}");
+    let max = r["cpu_max_cores"].as_f64().unwrap_or_else(|| panic!("no cpu_max_cores in {r}"));
+    assert!(max > 0.0, "{r}");
+    assert!(max <= affinity_cpus() as f64, "more cores than the CPUs it may run on: {r}");
+    assert!(max <= 1.2, "a single-threaded loop: {r}");
+}

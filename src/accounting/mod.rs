@@ -15,6 +15,7 @@ pub mod discover;
 pub mod files;
 pub mod own_group;
 pub mod reading;
+pub mod subtree;
 pub mod v1;
 pub mod v2;
 
@@ -42,8 +43,12 @@ pub struct Accountant {
     last_heartbeat: (Instant, Option<u64>),
     /// CPU use is rated over gaps of at least half an interval: the early first sample and the one at
     /// the main child's exit can come a fraction of a millisecond after another, and one clock tick of
-    /// CPU over such a gap would read as many cores.
+    /// CPU over such a gap would read as many cores. Without a cgroup CPU counter, at least
+    /// [`TICK_WINDOW`] clock ticks too (see [`Accountant::start`]).
     min_rate_gap: Duration,
+    /// The most cores the workload can use: the CPUs sentinit may run on (its children inherit the
+    /// affinity), and the CPU limit when there is one. No rate above it is reported.
+    max_cores: Option<f64>,
     last_tick_cpu: (Instant, Option<u64>),
     warned_near_limit: bool,
     child: Option<i32>,
@@ -154,6 +159,7 @@ impl Accountant {
             started_at: SystemTime::now(),
             children_baseline: children_rusage(),
             min_rate_gap: config.interval / 2,
+            max_cores: None,
             heartbeat: config.heartbeat,
             last_heartbeat: (Instant::now(), None),
             last_tick_cpu: (Instant::now(), None),
@@ -167,6 +173,15 @@ impl Accountant {
             samples: Samples::default(),
         };
         accountant.baseline = accountant.read(true);
+        accountant.max_cores = max_cores(affinity_cpus(), accountant.baseline.cpu_limit);
+        if accountant.baseline.cpu_usage_us.is_none() {
+            // CPU time then comes from /proc/<pid>/stat, in clock ticks (utime, stime, cutime and
+            // cstime each rounded down), and from RUSAGE_CHILDREN at each reap: two readings can each be
+            // a few ticks short. Over a 10 ms gap one tick is a whole core, so rates are taken over at
+            // least TICK_WINDOW ticks, where a few ticks are a few percent of a core.
+            let window = Duration::from_micros(TICK_WINDOW * 1_000_000 / accountant.ticks_per_second);
+            accountant.min_rate_gap = accountant.min_rate_gap.max(window);
+        }
         let now = Instant::now();
         accountant.started = now;
         accountant.started_at = SystemTime::now();
@@ -194,10 +209,14 @@ impl Accountant {
         protect_from_oom_killer();
     }
 
-    /// The counters now; the limits too when `limits` (at start and at the end).
+    /// The counters now; the limits too when `limits` (at start and at the end), after a full look
+    /// (the child groups of a v1 memory group).
     fn read(&mut self, limits: bool) -> Reading {
         let mut reading = Reading::default();
         for controller in &mut self.controllers {
+            if limits {
+                controller.rescan();
+            }
             controller.sample(&mut reading);
             if limits {
                 controller.limits(&mut reading);
@@ -266,6 +285,14 @@ impl Accountant {
 
         let oom_kills = delta(base.oom_kills, end.oom_kills);
         let oom_killed = oom_kills.map(|kills| kills > 0);
+        let memsw_limited = matches!(end.memsw_limit.or(base.memsw_limit), Some(Limit::Value(_)));
+        let memory_limit_hits = match delta(base.limit_hits, end.limit_hits) {
+            // A v1 memory+swap limit is set, the group had an OOM kill, and no counter saw the limit
+            // hit: the charge failed on the memory+swap counter of a kernel that no longer maintains
+            // memory.memsw.failcnt (measured on 6.18). 0 would be made up.
+            Some(0) if memsw_limited && oom_killed == Some(true) => None,
+            hits => hits,
+        };
         let oom_suspected = suspect_oom(outcome, oom_killed, memory_peak_bytes, &memory_limit);
 
         let cpu_user_ms = cpu.map(|(user, _)| user / 1000);
@@ -298,7 +325,7 @@ impl Accountant {
             oom_killed,
             oom_kills,
             oom_suspected,
-            memory_limit_hits: delta(base.limit_hits, end.limit_hits),
+            memory_limit_hits,
             pids_peak: peak_of_run(base.pids_peak, end.pids_peak, false).or(self.samples.pids_max),
             memory_pressure_some_ms: ms(delta(base.memory_pressure_some_us, end.memory_pressure_some_us)),
             memory_pressure_full_ms: ms(delta(base.memory_pressure_full_us, end.memory_pressure_full_us)),
@@ -337,7 +364,7 @@ impl crate::supervise::Observer for Accountant {
 
         let cpu_us = self.cpu_so_far_us(&reading);
         if now.saturating_duration_since(self.last_tick_cpu.0) >= self.min_rate_gap {
-            if let Some(cores) = cores_between(self.last_tick_cpu, (now, cpu_us)) {
+            if let Some(cores) = cores_between(self.last_tick_cpu, (now, cpu_us), self.max_cores) {
                 self.samples.cpu_max_cores = Some(self.samples.cpu_max_cores.map_or(cores, |m| m.max(cores)));
             }
             self.last_tick_cpu = (now, cpu_us);
@@ -357,7 +384,7 @@ impl crate::supervise::Observer for Accountant {
         }
         if let Some(every) = self.heartbeat {
             if now.saturating_duration_since(self.last_heartbeat.0) >= every {
-                let cores = cores_between(self.last_heartbeat, (now, cpu_us));
+                let cores = cores_between(self.last_heartbeat, (now, cpu_us), self.max_cores);
                 crate::report::heartbeat(&self.progress(&reading, cpu_us, cores));
                 self.last_heartbeat = (now, cpu_us);
             }
@@ -428,11 +455,37 @@ fn peak_of_run(start: Option<u64>, end: Option<u64>, reset: bool) -> Option<u64>
     (end > start?).then_some(end)
 }
 
-/// Mean cores used between two (time, cpu µs) points.
-fn cores_between(from: (Instant, Option<u64>), to: (Instant, Option<u64>)) -> Option<f64> {
+/// Without a cgroup CPU counter, CPU use is rated over at least this many clock ticks (250 ms at
+/// 100 Hz): the readings' rounding, a few ticks, is then a few percent of a core.
+const TICK_WINDOW: u64 = 25;
+
+/// Mean cores used between two (time, cpu µs) points, at most `max_cores`: CPU time that arrives in a
+/// lump (a descendant's whole time when it is reaped, counter rounding) cannot make a figure that no
+/// machine could have produced.
+fn cores_between(from: (Instant, Option<u64>), to: (Instant, Option<u64>), max_cores: Option<f64>) -> Option<f64> {
     let micros = to.0.saturating_duration_since(from.0).as_micros();
     let used = to.1?.checked_sub(from.1?)?;
-    (micros > 0).then(|| used as f64 / micros as f64)
+    let cores = (micros > 0).then(|| used as f64 / micros as f64)?;
+    Some(max_cores.map_or(cores, |max| cores.min(max)))
+}
+
+/// The CPUs this process may run on (sched_getaffinity), which the workload inherits.
+fn affinity_cpus() -> Option<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it in.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the size passed is that of the live local above.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    // SAFETY: CPU_COUNT reads the set filled in above.
+    (rc == 0).then(|| unsafe { libc::CPU_COUNT(&set) } as usize).filter(|n| *n > 0)
+}
+
+/// The most cores a workload can use: its CPUs, and the CPU limit when it is tighter.
+fn max_cores(cpus: Option<usize>, limit: Option<CpuLimit>) -> Option<f64> {
+    let cpus = cpus.map(|n| n as f64);
+    match limit {
+        Some(CpuLimit::Cores(limit)) if limit > 0.0 => Some(cpus.map_or(limit, |n| n.min(limit))),
+        _ => cpus,
+    }
 }
 
 /// The main child died of a SIGKILL sentinit did not send, at 95 % of the limit or more, and no OOM
@@ -524,6 +577,23 @@ mod tests {
         assert_eq!(peak_of_run(Some(100), Some(300), false), Some(300));
         assert_eq!(peak_of_run(None, Some(300), true), Some(300));
         assert_eq!(peak_of_run(None, Some(300), false), None);
+    }
+
+    #[test]
+    fn cores_are_capped_at_what_is_possible() {
+        let start = Instant::now();
+        let later = start + Duration::from_millis(10);
+        // One 10 ms clock tick plus a rounded-down one over 10 ms: the raw figure is 2 cores.
+        assert_eq!(cores_between((start, Some(0)), (later, Some(20_000)), None), Some(2.0));
+        assert_eq!(cores_between((start, Some(0)), (later, Some(20_000)), Some(1.0)), Some(1.0));
+        assert_eq!(cores_between((start, Some(0)), (later, Some(5_000)), Some(1.0)), Some(0.5));
+        assert_eq!(cores_between((start, Some(0)), (start, Some(5_000)), Some(1.0)), None, "no time passed");
+        assert_eq!(max_cores(Some(8), Some(CpuLimit::Cores(1.5))), Some(1.5));
+        assert_eq!(max_cores(Some(2), Some(CpuLimit::Cores(4.0))), Some(2.0));
+        assert_eq!(max_cores(Some(2), Some(CpuLimit::Unlimited)), Some(2.0));
+        assert_eq!(max_cores(None, Some(CpuLimit::Cores(0.5))), Some(0.5));
+        assert_eq!(max_cores(None, None), None);
+        assert!(affinity_cpus().is_some_and(|n| n >= 1));
     }
 
     #[test]

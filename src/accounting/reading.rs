@@ -24,8 +24,12 @@ pub struct Reading {
     pub memory_limit: Option<Limit>,
     /// OOM kills counted in the group (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).
     pub oom_kills: Option<u64>,
-    /// Times the usage hit the limit (v2 memory.events max, v1 memory.failcnt).
+    /// Times the usage hit the limit (v2 memory.events max, v1 memory.failcnt + memory.memsw.failcnt,
+    /// descendant groups included).
     pub limit_hits: Option<u64>,
+    /// v1 memory+swap limit (memory.memsw.limit_in_bytes, hierarchical_memsw_limit): when one is set,
+    /// a failed charge may land on memory.memsw.failcnt, which newer kernels no longer count.
+    pub memsw_limit: Option<Limit>,
     pub swap_usage: Option<u64>,
     pub swap_peak: Option<u64>,
     pub swap_peak_reset: bool,
@@ -67,4 +71,6 @@ pub trait Controller {
     /// Fills in the limits: at start and at the end only, since they rarely change and a sample must
     /// stay cheap.
     fn limits(&mut self, into: &mut Reading);
+    /// Called before the final sample: anything a sample skips to stay cheap is looked at again.
+    fn rescan(&mut self) {}
 }

@@ -4,9 +4,21 @@
 //! everyone), so the peak is compared with its value at start instead. "Unlimited" reads
 //! 9223372036854771712 (LONG_MAX rounded down to a page); the effective limit is the smaller of the
 //! group's own and memory.stat's hierarchical_memory_limit, which includes the ancestors' limits.
+//!
+//! OOM kills and limit hits are counted over the group and every descendant group ([`subtree`]): v1
+//! keeps both per group. A failed charge is counted on exactly one counter: the kernel charges
+//! memory+swap first and tries the memory counter only when that succeeded (mm/memcontrol.c,
+//! `try_charge_memcg`), so `memory.failcnt` and `memory.memsw.failcnt` are added. With
+//! `memory.memsw.limit_in_bytes` equal to the memory limit (Docker's `--memory-swap` equal to
+//! `--memory`) the memory+swap counter fails first and `memory.failcnt` stays 0. Newer kernels no
+//! longer maintain `memory.memsw.failcnt` at all (measured on 6.18: both counters 0 after an OOM kill at
+//! such a limit); see [`Reading::memsw_limit`].
+//!
+//! [`subtree`]: super::subtree
 
 use super::files::{CounterFile, Limit};
 use super::reading::{Controller, CpuLimit, Reading};
+use super::subtree::Subtree;
 use std::path::Path;
 
 /// What v1 memory files read when there is no limit.
@@ -25,8 +37,12 @@ pub struct Memory {
     max_usage: Option<CounterFile>,
     limit: Option<CounterFile>,
     failcnt: Option<CounterFile>,
+    /// Missing when swap accounting is off.
+    memsw_failcnt: Option<CounterFile>,
+    memsw_limit: Option<CounterFile>,
     oom_control: Option<CounterFile>,
     stat: Option<CounterFile>,
+    descendants: Subtree,
 }
 
 impl Memory {
@@ -36,8 +52,11 @@ impl Memory {
             max_usage: CounterFile::open(dir, "memory.max_usage_in_bytes"),
             limit: CounterFile::open(dir, "memory.limit_in_bytes"),
             failcnt: CounterFile::open(dir, "memory.failcnt"),
+            memsw_failcnt: CounterFile::open(dir, "memory.memsw.failcnt"),
+            memsw_limit: CounterFile::open(dir, "memory.memsw.limit_in_bytes"),
             oom_control: CounterFile::open(dir, "memory.oom_control"),
             stat: CounterFile::open(dir, "memory.stat"),
+            descendants: Subtree::open(dir),
         }
     }
 }
@@ -46,9 +65,14 @@ impl Controller for Memory {
     fn sample(&mut self, r: &mut Reading) {
         r.memory_usage = self.usage.as_mut().and_then(CounterFile::value);
         r.memory_peak = self.max_usage.as_mut().and_then(CounterFile::value);
-        r.limit_hits = self.failcnt.as_mut().and_then(CounterFile::value);
+        let memsw_hits = self.memsw_failcnt.as_mut().and_then(CounterFile::value).unwrap_or(0);
+        let own_hits = self.failcnt.as_mut().and_then(CounterFile::value).map(|hits| hits.saturating_add(memsw_hits));
         // oom_kill arrived in 4.13; older kernels have only oom_kill_disable and under_oom.
-        r.oom_kills = self.oom_control.as_mut().and_then(|f| f.keyed(["oom_kill"])).and_then(|[kills]| kills);
+        let own_kills = self.oom_control.as_mut().and_then(|f| f.keyed(["oom_kill"])).and_then(|[kills]| kills);
+        // The descendants' counts only add to a group whose own counter answers: unknown stays unknown.
+        let below = self.descendants.sample();
+        r.oom_kills = own_kills.map(|kills| kills.saturating_add(below.oom_kills));
+        r.limit_hits = own_hits.map(|hits| hits.saturating_add(below.limit_hits));
         r.inactive_file = self
             .stat
             .as_mut()
@@ -58,13 +82,27 @@ impl Controller for Memory {
 
     fn limits(&mut self, r: &mut Reading) {
         let own = self.limit.as_mut().and_then(CounterFile::value);
-        let hierarchical =
-            self.stat.as_mut().and_then(|f| f.keyed(["hierarchical_memory_limit"])).and_then(|[limit]| limit);
-        r.memory_limit = match (own, hierarchical) {
-            (Some(a), Some(b)) => Some(limit_from_bytes(a.min(b))),
-            (Some(a), None) | (None, Some(a)) => Some(limit_from_bytes(a)),
-            (None, None) => None,
-        };
+        let [hierarchical, hierarchical_memsw] = self
+            .stat
+            .as_mut()
+            .and_then(|f| f.keyed(["hierarchical_memory_limit", "hierarchical_memsw_limit"]))
+            .unwrap_or_default();
+        r.memory_limit = tightest(own, hierarchical);
+        let own_memsw = self.memsw_limit.as_mut().and_then(CounterFile::value);
+        r.memsw_limit = tightest(own_memsw, hierarchical_memsw);
+    }
+
+    fn rescan(&mut self) {
+        self.descendants.rescan();
+    }
+}
+
+/// The smaller of a group's own limit and memory.stat's hierarchical one.
+fn tightest(own: Option<u64>, hierarchical: Option<u64>) -> Option<Limit> {
+    match (own, hierarchical) {
+        (Some(a), Some(b)) => Some(limit_from_bytes(a.min(b))),
+        (Some(a), None) | (None, Some(a)) => Some(limit_from_bytes(a)),
+        (None, None) => None,
     }
 }
 
