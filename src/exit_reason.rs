@@ -86,6 +86,8 @@ mod tests {
             started_at: SystemTime::now(),
             duration: Duration::from_millis(10),
             cgroup_version: None,
+            cgroup_scope: None,
+            cgroup_foreign_processes: None,
             memory_peak_bytes: None,
             memory_peak_source: None,
             memory_limit: None,
