@@ -7,103 +7,12 @@
 
 mod common;
 
-use common::{in_ci, mode_available, report, Mode, MODES};
+use common::cgroup::MemoryGroup;
+use common::{mode_available, report, MODES};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 
 const MIB: u64 = 1024 * 1024;
-
-/// A child memory group, removed on drop.
-struct MemoryGroup(PathBuf);
-
-impl MemoryGroup {
-    /// `None` (after printing why) when the machine cannot give us one and we are not in CI.
-    fn create(limit: u64) -> Option<MemoryGroup> {
-        let result = (|| -> Result<MemoryGroup, String> {
-            let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
-            let path = own
-                .lines()
-                .find_map(|l| {
-                    let mut f = l.splitn(3, ':');
-                    let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-                    controllers.split(',').any(|c| c == "memory").then(|| path.to_string())
-                })
-                .ok_or("no v1 memory controller in /proc/self/cgroup")?;
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let dir = PathBuf::from(format!("/sys/fs/cgroup/memory{path}")).join(format!(
-                "sentinit-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-            let group = MemoryGroup(dir);
-            std::fs::write(group.0.join("memory.limit_in_bytes"), limit.to_string())
-                .map_err(|e| format!("setting the limit: {e}"))?;
-            Ok(group)
-        })();
-        match result {
-            Ok(group) => Some(group),
-            Err(why) if in_ci() => panic!("prerequisite missing in CI: a cgroup v1 memory group ({why})"),
-            Err(why) => {
-                eprintln!("SKIPPED: needs a writable cgroup v1 memory hierarchy (root): {why}");
-                None
-            }
-        }
-    }
-
-    /// Runs sentinit inside the group: a shell joins it, then execs sentinit.
-    fn run(&self, args: &[&str], workload: &[&str]) -> Output {
-        self.run_as(Mode::Child, args, workload)
-    }
-
-    /// [`MemoryGroup::run`] with sentinit in `mode`: as PID 1, the shell execs `unshare`, which starts
-    /// sentinit in a new PID namespace, all inside the group.
-    fn run_as(&self, mode: Mode, args: &[&str], workload: &[&str]) -> Output {
-        let sentinit = env!("CARGO_BIN_EXE_sentinit");
-        let start: &[&str] = match mode {
-            Mode::Child => &[sentinit],
-            Mode::Pid1 => &["unshare", "--pid", "--fork", "--mount-proc", sentinit],
-        };
-        Command::new("sh")
-            .args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\""])
-            .args(start)
-            .args(args)
-            .arg("--")
-            .args(workload)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("CG", &self.0)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for MemoryGroup {
-    fn drop(&mut self) {
-        // Child groups a workload made and left behind go first, deepest first; every process has been
-        // reaped by now, and the page-cache charge left behind does not block rmdir.
-        fn remove(dir: &std::path::Path) {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for entry in entries.flatten() {
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        remove(&entry.path());
-                    }
-                }
-            }
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            eprintln!("could not remove {}", dir.display());
-        }
-        remove(&self.0);
-    }
-}
 
 fn bytes(r: &Value, key: &str) -> u64 {
     r[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number in {r}"))

@@ -3,6 +3,8 @@
 //! privileged prerequisite is missing.
 #![allow(dead_code)]
 
+pub mod cgroup;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
