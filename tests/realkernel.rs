@@ -38,6 +38,9 @@ const V2_SCENARIOS: &[&str] = &[
     "cpu-throttle",
     "oom-group",
     "cgroupns",
+    "own-group",
+    "shared-group",
+    "own-readonly",
 ];
 
 fn vm_dir() -> PathBuf {
@@ -610,6 +613,61 @@ fn v2_matrix(series: &str) {
                 ("memory_peak_bytes", Expect::Between(16.0 * MIB, 1.05 * kernel_peak)),
                 ("oom_killed", Expect::Bool(false)),
             ],
+        );
+    }
+    if selected("SENTINIT_VM_SCENARIOS", "own-group") {
+        let own = s("own-group");
+        c.eq(own, "own-group", "status", "0");
+        c.eq(own, "own-group", "leftover_groups", "0");
+        c.eq(own, "own-group", "subtree_control", "");
+        let cgroup = own.get("workload_cgroup").unwrap_or_default();
+        c.check(
+            cgroup.starts_with("0::/own-group/sentinit-") && !cgroup.ends_with("-self"),
+            format!("own-group: the workload ran in {cgroup}, expected a group of its own"),
+        );
+        c.report(
+            own,
+            "own-group",
+            &[
+                ("exit_code", int(0)),
+                ("cgroup_version", int(2)),
+                ("cgroup_scope", str_("own")),
+                ("cgroup_foreign_processes", int(0)),
+                ("memory_limit_bytes", int(LIMIT_64M)),
+                ("memory_peak_bytes", Expect::Between(30.0 * MIB, 33.0 * MIB)),
+                ("memory_peak_source", str_("memory.peak")),
+                ("oom_killed", Expect::Bool(false)),
+            ],
+        );
+    }
+    if selected("SENTINIT_VM_SCENARIOS", "shared-group") {
+        let shared = s("shared-group");
+        c.eq(shared, "shared-group", "status", "0");
+        c.eq(shared, "shared-group", "leftover_groups", "0");
+        c.report(
+            shared,
+            "shared-group",
+            &[
+                ("exit_code", int(0)),
+                ("cgroup_scope", str_("shared")),
+                ("cgroup_foreign_processes", int(1)),
+                // The group's peak: the foreign 20 MiB and the workload's 10.
+                ("memory_peak_bytes", Expect::Between(30.0 * MIB, 128.0 * MIB)),
+            ],
+        );
+    }
+    if selected("SENTINIT_VM_SCENARIOS", "own-readonly") {
+        let ro = s("own-readonly");
+        c.eq(ro, "own-readonly", "status", "0");
+        c.eq(ro, "own-readonly", "leftover_groups", "0");
+        c.check(
+            ro.lines.iter().any(|l| l.contains("--cgroup own: cannot create a group for the workload")),
+            "own-readonly: no warning says why there is no group of its own",
+        );
+        c.report(
+            ro,
+            "own-readonly",
+            &[("exit_code", int(0)), ("cgroup_scope", str_("container")), ("memory_limit_bytes", int(LIMIT_64M))],
         );
     }
     c.finish(&log.text);

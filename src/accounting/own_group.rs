@@ -16,8 +16,11 @@
 //! The `cpu` hierarchy's quota and throttling stay read from the original group: CFS bandwidth is
 //! enforced, and throttling counted, at the group that has the quota. cgroup v2: a child group gets
 //! the memory controller only if its parent enables it for its children, which the kernel's
-//! no-internal-process rule forbids while the parent holds processes (sentinit and the others); so on
-//! v2 a shared group stays `shared`, with the reason under `-v`.
+//! no-internal-process rule forbids while the parent holds processes; so on v2 a shared group stays
+//! `shared`, with the reason under `-v`. Where sentinit is alone in a writable v2 group and `--cgroup
+//! own` asks for one anyway, it does what the rule requires: it moves itself into a leaf
+//! (`sentinit-<pid>-self`), enables the controllers for the group's children, and gives the workload
+//! `sentinit-<pid>`; at the end it undoes all three, in reverse.
 
 use super::discover::Cgroups;
 use crate::config::CgroupMode;
@@ -26,8 +29,9 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The cgroup v1 filesystem's magic number (statfs f_type).
+/// The cgroup v1 and v2 filesystems' magic numbers (statfs f_type).
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// `cgroup_scope` and `cgroup_foreign_processes` for the report.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,6 +48,33 @@ pub struct OwnGroup {
     created: Vec<PathBuf>,
     /// `<group>/cgroup.procs` of each created group, for the workload to join before exec.
     procs: Vec<CString>,
+    /// On cgroup v2, what was changed to make room for the group, undone after it is removed.
+    v2: Option<V2Room>,
+}
+
+/// The v2 group sentinit started in, the leaf it moved itself into, and the controllers it enabled
+/// for the group's children.
+#[derive(Debug)]
+struct V2Room {
+    parent: PathBuf,
+    leaf: PathBuf,
+    enabled: Vec<&'static str>,
+}
+
+impl V2Room {
+    /// Back as it was: controllers disabled again (the group may then hold processes), sentinit back
+    /// in it, its leaf removed.
+    fn undo(&mut self) {
+        for controller in self.enabled.drain(..).rev() {
+            if let Err(e) = std::fs::write(self.parent.join("cgroup.subtree_control"), format!("-{controller}")) {
+                crate::warn!("cannot disable {controller} for the children of {}: {e}", self.parent.display());
+            }
+        }
+        if let Err(e) = std::fs::write(self.parent.join("cgroup.procs"), std::process::id().to_string()) {
+            crate::warn!("cannot move sentinit back into {}: {e}", self.parent.display());
+        }
+        remove_group(&self.leaf);
+    }
 }
 
 impl OwnGroup {
@@ -57,6 +88,9 @@ impl Drop for OwnGroup {
     fn drop(&mut self) {
         for dir in self.created.iter().rev() {
             remove_group(dir);
+        }
+        if let Some(room) = self.v2.as_mut() {
+            room.undo();
         }
     }
 }
@@ -81,7 +115,7 @@ pub fn settle(cgroups: &mut Cgroups, mode: CgroupMode) -> (Scope, Option<OwnGrou
     if !wanted {
         return (Scope { kind: Some(kind), foreign }, None);
     }
-    match create(cgroups) {
+    match create(cgroups, kind == "shared") {
         Ok(group) => (Scope { kind: Some("own"), foreign }, Some(group)),
         Err(reason) => {
             if mode == CgroupMode::Own {
@@ -110,12 +144,15 @@ fn foreign_processes(dir: &Path) -> Option<u64> {
 }
 
 /// Creates the workload's group in every v1 hierarchy that counts usage, all or none.
-fn create(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
+fn create(cgroups: &mut Cgroups, shared: bool) -> Result<OwnGroup, String> {
     let version = cgroups.memory.as_ref().or(cgroups.cpu.as_ref()).or(cgroups.pids.as_ref()).map(|l| l.version);
     if version == Some(2) {
-        return Err("cgroup v2: its parent holds processes, so the no-internal-process rule keeps the memory \
-                    controller from a child group"
-            .to_string());
+        if shared {
+            return Err("cgroup v2: the group holds other processes, so the no-internal-process rule keeps \
+                        the memory controller from a child group"
+                .to_string());
+        }
+        return create_v2(cgroups);
     }
     let name = format!("sentinit-{}", std::process::id());
     let mut group = OwnGroup::default();
@@ -154,9 +191,71 @@ fn create(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
     Ok(group)
 }
 
+/// The v2 group of the workload's own, for a sentinit alone in a writable group (see the module doc).
+fn create_v2(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
+    let Some(parent) = cgroups.memory.as_ref().or(cgroups.cpu.as_ref()).map(|l| l.dir.clone()) else {
+        return Err("no cgroup v2 group".to_string());
+    };
+    if !on_filesystem(&parent, CGROUP2_SUPER_MAGIC) {
+        return Err(format!("{} is not on a cgroup2 filesystem", parent.display()));
+    }
+    let leaf = parent.join(format!("sentinit-{}-self", std::process::id()));
+    let work = parent.join(format!("sentinit-{}", std::process::id()));
+    std::fs::create_dir(&leaf).map_err(|e| format!("cannot create {}: {e}", leaf.display()))?;
+    let mut room = V2Room { parent: parent.clone(), leaf: leaf.clone(), enabled: Vec::new() };
+    if let Err(e) = std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()) {
+        remove_group(&leaf);
+        return Err(format!("cannot move sentinit into {}: {e}", leaf.display()));
+    }
+    let read = |name: &str| crate::paths::read_guarded(&parent.join(name), 4096).unwrap_or_default();
+    let (available, enabled) =
+        (String::from_utf8_lossy(&read("cgroup.controllers")).into_owned(), read("cgroup.subtree_control"));
+    let enabled = String::from_utf8_lossy(&enabled).into_owned();
+    for controller in ["memory", "pids", "cpu"] {
+        let listed = |text: &str| text.split_whitespace().any(|c| c == controller);
+        if !listed(&available) || listed(&enabled) {
+            continue;
+        }
+        match std::fs::write(parent.join("cgroup.subtree_control"), format!("+{controller}")) {
+            Ok(()) => room.enabled.push(controller),
+            Err(e) if controller == "memory" => {
+                room.undo();
+                return Err(format!("cannot enable memory for the children of {}: {e}", parent.display()));
+            }
+            Err(e) => debug!("accounting: cannot enable {controller} for the children of {}: {e}", parent.display()),
+        }
+    }
+    let procs = work.join("cgroup.procs");
+    let made = std::fs::create_dir(&work)
+        .map_err(|e| format!("cannot create {}: {e}", work.display()))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .map(drop)
+                .map_err(|e| format!("cannot write {}: {e}", procs.display()))
+        })
+        .and_then(|()| CString::new(procs.as_os_str().as_bytes()).map_err(|_| "a NUL byte in the path".to_string()));
+    let procs = match made {
+        Ok(procs) => procs,
+        Err(e) => {
+            remove_group(&work);
+            room.undo();
+            return Err(e);
+        }
+    };
+    let controllers = crate::paths::read_guarded(&work.join("cgroup.controllers"), 4096).unwrap_or_default();
+    cgroups.v2_cpu_controller = String::from_utf8_lossy(&controllers).split_whitespace().any(|c| c == "cpu");
+    for location in [cgroups.memory.as_mut(), cgroups.cpu.as_mut(), cgroups.pids.as_mut()].into_iter().flatten() {
+        location.dir = work.clone();
+    }
+    debug!("accounting: the workload's own group {} (sentinit waits in {})", work.display(), leaf.display());
+    Ok(OwnGroup { created: vec![work], procs: vec![procs], v2: Some(room) })
+}
+
 /// `mkdir parent/<name>` in a real cgroup v1 filesystem, kept only if sentinit may move a process in.
 fn make_group(parent: &Path, child: &Path) -> Result<(), String> {
-    if !on_cgroup_v1(parent) {
+    if !on_filesystem(parent, CGROUP_SUPER_MAGIC) {
         return Err(format!("{} is not on a cgroup v1 filesystem", parent.display()));
     }
     remove_stale_siblings(parent);
@@ -203,13 +302,13 @@ fn remove_stale_siblings(parent: &Path) {
     }
 }
 
-fn on_cgroup_v1(dir: &Path) -> bool {
+fn on_filesystem(dir: &Path, magic: i64) -> bool {
     let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else { return false };
     // SAFETY: statfs is plain data, filled in by the kernel for a NUL-terminated path.
     let mut info: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above; both pointers are to live values.
     let rc = unsafe { libc::statfs(path.as_ptr(), &mut info) };
-    rc == 0 && info.f_type as i64 == CGROUP_SUPER_MAGIC
+    rc == 0 && info.f_type as i64 == magic
 }
 
 /// rmdir, retried briefly: a process reaped a moment ago can take a few milliseconds to leave.

@@ -206,6 +206,46 @@ sc_cgroupns() {
     group_counters cgroupns "$g"
 }
 
+# A group of the workload's own on v2: sentinit alone in a writable (delegated) group, --cgroup own. It
+# moves itself into a leaf, enables the controllers for the group's children, gives the workload its
+# own group, and undoes all of it at the end.
+sc_own_group() {
+    g=$(new_group own-group 64M)
+    in_group "$g" $SENTINIT --cgroup own -- /bin/sh -c '
+        echo "@@R own-group workload_cgroup $(cat /proc/self/cgroup)"
+        exec /bin/alloc 30 300' >/tmp/own-group.out 2>&1
+    r own-group status $?
+    show /tmp/own-group.out
+    r own-group leftover_groups "$(find "$g" -mindepth 1 -type d | wc -l)"
+    r own-group subtree_control "$(cat "$g/cgroup.subtree_control")"
+    group_counters own-group "$g"
+}
+
+# A shared v2 group (another process holds 20 MiB in it): the no-internal-process rule leaves no room
+# for a group of the workload's own, so the scope is shared and the foreign process is counted.
+sc_shared_group() {
+    g=$(new_group shared-group 128M)
+    in_group "$g" /bin/alloc 20 4000 >/dev/null 2>&1 &
+    foreign=$!
+    sleep 1
+    in_group "$g" $SENTINIT -- /bin/alloc 10 300 >/tmp/shared-group.out 2>&1
+    r shared-group status $?
+    kill $foreign
+    wait $foreign 2>/dev/null
+    show /tmp/shared-group.out
+    r shared-group leftover_groups "$(find "$g" -mindepth 1 -type d | wc -l)"
+}
+
+# A container's read-only cgroup mount (private cgroup namespace): --cgroup own cannot create anything,
+# says so, and reads the group as it is.
+sc_own_readonly() {
+    g=$(new_group own-readonly 64M)
+    CGNS_RO=1 in_group "$g" /bin/cgns $SENTINIT --cgroup own -- /bin/alloc 16 300 >/tmp/own-readonly.out 2>&1
+    r own-readonly status $?
+    show /tmp/own-readonly.out
+    r own-readonly leftover_groups "$(find "$g" -mindepth 1 -type d | wc -l)"
+}
+
 # ---------------------------------------------------------------------------- cgroup v1 layout
 # Docker's hybrid host: every v1 controller mounted, name=systemd, and an (empty) cgroup2 at unified.
 setup_v1() {

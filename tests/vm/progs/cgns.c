@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -25,7 +26,9 @@ int main(int argc, char **argv) {
         perror("cgns: unmount the parent's /sys/fs/cgroup");
         return 1;
     }
-    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL) != 0) {
+    /* CGNS_RO=1: read-only, as Docker and Kubernetes mount it in a container. */
+    unsigned long flags = getenv("CGNS_RO") ? MS_RDONLY : 0;
+    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, NULL) != 0) {
         perror("cgns: mount cgroup2");
         return 1;
     }
