@@ -47,6 +47,8 @@ pub struct Accountant {
     child_stat: Option<files::CounterFile>,
     ticks_per_second: u64,
     samples: Samples,
+    /// Which processes used the memory and CPU, and which ones the OOM killer took.
+    processes: crate::processes::Processes,
 }
 
 /// What the ticks saw.
@@ -106,6 +108,10 @@ pub struct Usage {
     pub cpu_pressure_some_ms: Option<u64>,
     pub processes: u64,
     pub samples: u64,
+    /// The largest processes by peak RSS, descending (see [`crate::processes`]).
+    pub top_processes: Vec<crate::processes::ProcessFigures>,
+    /// The processes the OOM killer took; `None` when no OOM-kill counter could be read.
+    pub oom_victims: Option<Vec<crate::processes::Victim>>,
 }
 
 impl Usage {
@@ -155,8 +161,10 @@ impl Accountant {
                 .flatten()
                 .map_or(100, |ticks| ticks.max(1) as u64),
             samples: Samples::default(),
+            processes: crate::processes::Processes::new(),
         };
         accountant.baseline = accountant.read(true);
+        accountant.processes.set_oom_baseline(accountant.baseline.oom_kills);
         let now = Instant::now();
         accountant.started = now;
         accountant.started_at = SystemTime::now();
@@ -252,6 +260,7 @@ impl Accountant {
         let oom_kills = delta(base.oom_kills, end.oom_kills);
         let oom_killed = oom_kills.map(|kills| kills > 0);
         let oom_suspected = suspect_oom(outcome, oom_killed, memory_peak_bytes, &memory_limit);
+        let attribution = self.processes.finish(end.oom_kills);
 
         let cpu_user_ms = cpu.map(|(user, _)| user / 1000);
         let cpu_system_ms = cpu.map(|(_, system)| system / 1000);
@@ -288,6 +297,8 @@ impl Accountant {
             cpu_pressure_some_ms: ms(delta(base.cpu_pressure_some_us, end.cpu_pressure_some_us)),
             processes: outcome.reaped,
             samples: self.samples.count,
+            top_processes: attribution.top,
+            oom_victims: attribution.oom_victims,
         }
     }
 }
@@ -295,6 +306,7 @@ impl Accountant {
 impl crate::supervise::Observer for Accountant {
     fn tick(&mut self) {
         let reading = self.read(false);
+        self.processes.sample(reading.oom_kills);
         let now = Instant::now();
         let samples = &mut self.samples;
         samples.count += 1;
@@ -345,6 +357,14 @@ impl crate::supervise::Observer for Accountant {
         // What the main child left behind, before it is ended: a run shorter than --interval still
         // gets a sample.
         self.tick();
+    }
+
+    fn child_exiting(&mut self, pid: i32) {
+        self.processes.exiting(pid);
+    }
+
+    fn child_reaped(&mut self, reaped: &crate::supervise::Reaped) {
+        self.processes.reaped(reaped);
     }
 
     fn stop_forwarded(&mut self, signal: i32) {
