@@ -111,6 +111,8 @@ mod tests {
             cpu_pressure_some_ms: None,
             processes: 1,
             samples: 0,
+            top_processes: Vec::new(),
+            oom_victims: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod paths;
+pub mod processes;
 pub mod proctree;
 pub mod report;
 pub mod signals;

@@ -126,7 +126,16 @@ pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
     };
     let throttled = usage.cpu_throttled_ms.map_or("unknown".to_string(), seconds);
     let oom = match (usage.oom_killed, usage.oom_kills, usage.oom_suspected) {
-        (Some(true), Some(kills), _) => format!("killed ({kills})"),
+        (Some(true), Some(kills), _) => match usage.oom_victims.as_deref().and_then(|v| v.first()) {
+            // The first victim by name: the tab that separates fields is escaped in a name.
+            Some(v) => format!(
+                "killed ({kills}): {}[{}] {}",
+                v.comm.as_deref().unwrap_or("?").replace('\t', "\\t"),
+                v.pid,
+                mib(v.rss_bytes)
+            ),
+            None => format!("killed ({kills})"),
+        },
         (Some(false), ..) => "none".to_string(),
         (_, _, Some(true)) => "suspected".to_string(),
         _ => "unknown".to_string(),
@@ -192,6 +201,8 @@ pub fn fields(
         ("cpu_pressure_some_ms", json!(usage.cpu_pressure_some_ms)),
         ("processes", json!(usage.processes)),
         ("samples", json!(usage.samples)),
+        ("top_processes", Value::Array(usage.top_processes.iter().map(|p| p.to_json()).collect())),
+        ("oom_victims", json!(usage.oom_victims.as_ref().map(|v| v.iter().map(|v| v.to_json()).collect::<Vec<_>>()))),
     ]
 }
 
@@ -432,6 +443,8 @@ mod tests {
             cpu_pressure_some_ms: None,
             processes: 1,
             samples: 1,
+            top_processes: Vec::new(),
+            oom_victims: Some(Vec::new()),
         }
     }
 

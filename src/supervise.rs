@@ -103,6 +103,25 @@ pub trait Observer {
     fn stop_forwarded(&mut self, _signal: i32) {}
     /// Called once, right after the main child was reaped and before what it left behind is ended.
     fn main_exited(&mut self) {}
+    /// Called for a child that has exited but is not reaped yet: it is still a zombie, so its
+    /// /proc/<pid>/stat still names it.
+    fn child_exiting(&mut self, _pid: i32) {}
+    /// Called right after a child was reaped (main child included), with what wait4 said of it.
+    fn child_reaped(&mut self, _reaped: &Reaped) {}
+}
+
+/// One child reaped by sentinit, as wait4 told it.
+#[derive(Clone, Copy, Debug)]
+pub struct Reaped {
+    pub pid: i32,
+    pub exit: Exit,
+    /// Its own peak RSS, or that of a descendant it reaped if larger (wait4's ru_maxrss), in bytes.
+    pub max_rss_bytes: u64,
+    /// Its user + system CPU time, its reaped descendants' included, in microseconds.
+    pub cpu_us: u64,
+    /// sentinit had sent SIGKILL by then (--kill-after, a forwarded SIGKILL, the SIGKILL passes after the
+    /// main child's exit), so a death by SIGKILL may be sentinit's own doing rather than the OOM killer's.
+    pub sentinit_sent_sigkill: bool,
 }
 
 /// The observer that does nothing.
@@ -207,7 +226,7 @@ impl<'a> Supervisor<'a> {
                 }
             }
             self.wait_for_signal(deadline.saturating_duration_since(now), observer);
-            self.reap_all();
+            self.reap_all(observer);
 
             let now = Instant::now();
             if matches!(phase, Phase::Running) {
@@ -257,7 +276,7 @@ impl<'a> Supervisor<'a> {
                 Phase::Killing { deadline } if now >= deadline => {
                     // One last pass: what is still there now has had SIGKILL at least once.
                     self.signal_the_rest(libc::SIGKILL);
-                    self.reap_all();
+                    self.reap_all(observer);
                     if self.anything_left() {
                         warn!("giving up after {KILL_WAIT:?} of SIGKILL passes: {}", self.describe_survivors());
                     }
@@ -470,13 +489,47 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Reaps every exited child; records the main child's status, and whether it is stopped.
-    fn reap_all(&mut self) {
+    ///
+    /// waitid(WNOWAIT) first says which child has changed state without reaping it, so that an exited
+    /// child can still be read in /proc as a zombie ([`Observer::child_exiting`]); wait4 on that pid
+    /// then reaps it and gives its own resource use ([`Observer::child_reaped`]).
+    fn reap_all(&mut self, observer: &mut dyn Observer) {
         loop {
+            // SAFETY: siginfo_t is plain data, zeroed so that "no child has changed state" (WNOHANG)
+            // reads as pid 0; waitid writes into the live local.
+            let (rc, info) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let rc = libc::waitid(
+                    libc::P_ALL,
+                    0,
+                    &mut info,
+                    libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT,
+                );
+                (rc, info)
+            };
+            // SAFETY: the kernel filled in a SIGCHLD siginfo (or left it zeroed), whose si_pid is set.
+            let peeked = if rc == 0 { unsafe { info.si_pid() } } else { 0 };
+            if peeked <= 0 {
+                break;
+            }
+            if matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+                observer.child_exiting(peeked);
+            }
             let mut status = 0;
-            // SAFETY: waitpid writes the status to a live local. (The reaped children's resource use
-            // adds up in RUSAGE_CHILDREN, which accounting reads.) WUNTRACED|WCONTINUED also report
-            // children that stopped or continued; those are not reaped.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) };
+            // SAFETY: rusage is plain data; wait4 writes the status and the rusage to live locals.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: as above. WUNTRACED|WCONTINUED also report children that stopped or continued;
+            // those are not reaped. (The reaped children's resource use adds up in RUSAGE_CHILDREN,
+            // which accounting reads.)
+            let wait = |target: i32, status: &mut i32, usage: &mut libc::rusage| unsafe {
+                libc::wait4(target, status, libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED, usage)
+            };
+            let mut pid = wait(peeked, &mut status, &mut usage);
+            if pid <= 0 {
+                // The child waitid named cannot be waited for (it should not happen): any child then, so
+                // that reaping never stalls on one.
+                pid = wait(-1, &mut status, &mut usage);
+            }
             if pid <= 0 {
                 break;
             }
@@ -490,12 +543,26 @@ impl<'a> Supervisor<'a> {
             let Some(exit) = Exit::from_wait_status(status) else {
                 continue;
             };
+            // The SIGKILL passes start no earlier than --grace after the main child's exit, and
+            // --kill-after and a forwarded SIGKILL set killed_by_sentinit: before either, no SIGKILL
+            // came from sentinit. (Judged before this very reap may record the main child's exit.)
+            let sentinit_sent_sigkill = self.killed_by_sentinit
+                || self.main_exit.is_some_and(|(_, ended)| ended.elapsed() >= self.config.grace);
             if pid == self.child {
                 debug!("main child {pid} exited: {exit}");
                 self.main_exit = Some((exit, Instant::now()));
             } else {
                 debug!("reaped pid {pid}: {exit}");
             }
+            let micros =
+                |t: libc::timeval| (t.tv_sec.max(0) as u64).saturating_mul(1_000_000) + t.tv_usec.max(0) as u64;
+            observer.child_reaped(&Reaped {
+                pid,
+                exit,
+                max_rss_bytes: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
+                cpu_us: micros(usage.ru_utime).saturating_add(micros(usage.ru_stime)),
+                sentinit_sent_sigkill,
+            });
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Accountant {
     child_stat: Option<files::CounterFile>,
     ticks_per_second: u64,
     samples: Samples,
+    /// Which processes used the memory and CPU, and which ones the OOM killer took.
+    processes: crate::processes::Processes,
 }
 
 /// What the ticks saw.
@@ -118,6 +120,10 @@ pub struct Usage {
     pub cpu_pressure_some_ms: Option<u64>,
     pub processes: u64,
     pub samples: u64,
+    /// The largest processes by peak RSS, descending (see [`crate::processes`]).
+    pub top_processes: Vec<crate::processes::ProcessFigures>,
+    /// The processes the OOM killer took; `None` when no OOM-kill counter could be read.
+    pub oom_victims: Option<Vec<crate::processes::Victim>>,
 }
 
 impl Usage {
@@ -171,6 +177,7 @@ impl Accountant {
                 .flatten()
                 .map_or(100, |ticks| ticks.max(1) as u64),
             samples: Samples::default(),
+            processes: crate::processes::Processes::new(),
         };
         accountant.baseline = accountant.read(true);
         accountant.max_cores = max_cores(affinity_cpus(), accountant.baseline.cpu_limit);
@@ -182,6 +189,7 @@ impl Accountant {
             let window = Duration::from_micros(TICK_WINDOW * 1_000_000 / accountant.ticks_per_second);
             accountant.min_rate_gap = accountant.min_rate_gap.max(window);
         }
+        accountant.processes.set_oom_baseline(accountant.baseline.oom_kills);
         let now = Instant::now();
         accountant.started = now;
         accountant.started_at = SystemTime::now();
@@ -294,6 +302,7 @@ impl Accountant {
             hits => hits,
         };
         let oom_suspected = suspect_oom(outcome, oom_killed, memory_peak_bytes, &memory_limit);
+        let attribution = self.processes.finish(end.oom_kills);
 
         let cpu_user_ms = cpu.map(|(user, _)| user / 1000);
         let cpu_system_ms = cpu.map(|(_, system)| system / 1000);
@@ -332,6 +341,8 @@ impl Accountant {
             cpu_pressure_some_ms: ms(delta(base.cpu_pressure_some_us, end.cpu_pressure_some_us)),
             processes: outcome.reaped,
             samples: self.samples.count,
+            top_processes: attribution.top,
+            oom_victims: attribution.oom_victims,
         };
         // The workload's own group goes now: everything in it has been reaped. The descriptors into it
         // are closed first.
@@ -345,6 +356,7 @@ impl Accountant {
 impl crate::supervise::Observer for Accountant {
     fn tick(&mut self) {
         let reading = self.read(false);
+        self.processes.sample(reading.oom_kills);
         let now = Instant::now();
         let samples = &mut self.samples;
         samples.count += 1;
@@ -395,6 +407,14 @@ impl crate::supervise::Observer for Accountant {
         // What the main child left behind, before it is ended: a run shorter than --interval still
         // gets a sample.
         self.tick();
+    }
+
+    fn child_exiting(&mut self, pid: i32) {
+        self.processes.exiting(pid);
+    }
+
+    fn child_reaped(&mut self, reaped: &crate::supervise::Reaped) {
+        self.processes.reaped(reaped);
     }
 
     fn stop_forwarded(&mut self, signal: i32) {
