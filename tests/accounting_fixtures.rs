@@ -491,7 +491,8 @@ fn v1_counts_the_oom_kills_of_child_groups() {
     assert_eq!(r["oom_kills"], 1 + 2 + 1, "{r}");
     assert_eq!(r["oom_killed"], true);
     assert_eq!(r["memory_limit_hits"], 5 + 7, "{r}");
-    assert!(report_line(&output).ends_with("\tOOM: killed (4)"));
+    // A fixture counter names no real victim; whatever ended in that interval may be named after it.
+    assert!(report_line(&output).contains("\tOOM: killed (4)"), "{}", report_line(&output));
 }
 
 #[test]
