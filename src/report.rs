@@ -106,7 +106,8 @@ pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
         Exit::Code(code) => format!("{code} ({reason})"),
         Exit::Signal(signal) => format!("{} ({}, {reason})", outcome.exit.code(), signals::name(signal)),
     };
-    let init = outcome.init_duration.map_or(String::new(), |init| format!("\tInit Duration: {:.2} ms", millis(init)));
+    let init =
+        outcome.init_duration.map_or(String::new(), |init| format!("\tInit Duration: {} ms", hundredths_of_ms(init)));
     let mut memory = usage.memory_peak_bytes.map_or("unknown".to_string(), mib);
     if let (Some("shared"), Some(others), Some(_)) =
         (usage.cgroup_scope, usage.cgroup_foreign_processes, usage.memory_peak_bytes)
@@ -141,8 +142,8 @@ pub fn report_line(usage: &Usage, outcome: &Outcome) -> String {
         _ => "unknown".to_string(),
     };
     format!(
-        "REPORT\tDuration: {:.2} ms{init}\tExit: {exit}\tMax Memory Used: {memory}\tMemory Limit: {limit}\tCPU: {cpu}\tThrottled: {throttled}\tOOM: {oom}",
-        millis(usage.duration)
+        "REPORT\tDuration: {} ms{init}\tExit: {exit}\tMax Memory Used: {memory}\tMemory Limit: {limit}\tCPU: {cpu}\tThrottled: {throttled}\tOOM: {oom}",
+        hundredths_of_ms(usage.duration)
     )
 }
 
@@ -285,9 +286,9 @@ pub fn stop_line(signal: i32, progress: &Progress) {
     };
     let unknown_or = |value: Option<u64>, show: fn(u64) -> String| value.map_or("unknown".to_string(), show);
     crate::log::line(format_args!(
-        "sentinit: forwarded {} after {:.2} s: working set {working_set}{limit}, CPU {}, throttled {}, OOM kills {}",
+        "sentinit: forwarded {} after {}: working set {working_set}{limit}, CPU {}, throttled {}, OOM kills {}",
         signals::name(signal),
-        progress.elapsed.as_secs_f64(),
+        seconds(progress.elapsed.as_millis() as u64),
         unknown_or(progress.cpu_us, |us| seconds(us / 1000)),
         unknown_or(progress.throttled_us, |us| seconds(us / 1000)),
         unknown_or(progress.oom_kills, |kills| kills.to_string()),
@@ -296,13 +297,24 @@ pub fn stop_line(signal: i32, progress: &Progress) {
 
 /// Bytes as MiB with one decimal, `.0` dropped: `63.9 MiB`, `64 MiB`.
 pub fn mib(bytes: u64) -> String {
-    let text = format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
-    format!("{} MiB", text.strip_suffix(".0").unwrap_or(&text))
+    // Fixed-point in integers: f64 formatting would pull 10 KiB of float printing into the binary.
+    let tenths = (u128::from(bytes) * 10 + (1 << 19)) >> 20;
+    match tenths % 10 {
+        0 => format!("{} MiB", tenths / 10),
+        frac => format!("{}.{frac} MiB", tenths / 10),
+    }
 }
 
 /// Milliseconds as seconds with two decimals: `1.20 s`.
 fn seconds(ms: u64) -> String {
-    format!("{:.2} s", ms as f64 / 1000.0)
+    let hundredths = (ms + 5) / 10;
+    format!("{}.{:02} s", hundredths / 100, hundredths % 100)
+}
+
+/// A duration in milliseconds with two decimals: `1234.56`.
+fn hundredths_of_ms(duration: Duration) -> String {
+    let hundredths = (duration.as_micros() + 5) / 10;
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -55,7 +55,10 @@ fn find_busybox() -> Option<PathBuf> {
 fn static_sentinit_runs_as_pid1_in_an_empty_image() {
     let binary = static_binary();
     assert!(is_static_elf(&binary), "{} must be statically linked", binary.display());
-    eprintln!("static binary: {} bytes", std::fs::metadata(&binary).unwrap().len());
+    let size = std::fs::metadata(&binary).unwrap().len();
+    eprintln!("static binary: {size} bytes");
+    // The size budget of the default stable build (DEVELOPERS.md): at most 1 MiB.
+    assert!(size <= 1024 * 1024, "the static release binary is {size} bytes, over its 1 MiB budget");
 
     let Some(busybox) = find_busybox() else {
         require(false, "a static busybox (apt-get install busybox-static)");
