@@ -162,7 +162,23 @@ fn the_workloads_group_is_removed_on_every_ending() {
     let r = report(&output);
     assert_eq!((r["cgroup_scope"].clone(), r["oom_killed"].clone()), ("own".into(), true.into()), "{r}");
     assert_eq!(r["memory_limit_bytes"], 64 * MIB, "the parent's limit still binds: {r}");
+    assert_eq!(r["oom_victims"][0]["comm"], "dd", "sentinit reaped it: the exact victim: {r}");
+    assert_eq!(r["oom_victims"][0]["exact"], true, "{r}");
     assert!(group.children().is_empty(), "after an OOM kill: {:?}", group.children());
+
+    // A worker of the workload, reaped by its own parent, OOM-killed in the workload's own group: named
+    // from the samples (the counter of a fresh group is the workload's alone).
+    let script = "dd if=/dev/zero of=/dev/null bs=200M count=1; echo \"worker $?\" >&2; exit 0";
+    let output = group.run(&["--report", "json,text", "--interval", "20ms"], &["sh", "-c", script]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("worker 137"), "{text}");
+    let r = report(&output);
+    assert_eq!((r["cgroup_scope"].clone(), r["oom_killed"].clone()), ("own".into(), true.into()), "{r}");
+    let victim = &r["oom_victims"][0];
+    assert_eq!((victim["comm"].clone(), victim["exact"].clone()), ("dd".into(), false.into()), "{r}");
+    assert!(text.contains("\tOOM: killed (1): dd["), "{text}");
+    assert!(group.children().is_empty(), "after a worker's OOM kill: {:?}", group.children());
 
     let output = group.run(&["--report", "json"], &["definitely-not-a-command-xyz"]);
     assert_eq!(output.status.code(), Some(127), "{}", stderr(&output));

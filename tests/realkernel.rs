@@ -299,6 +299,16 @@ impl Checks {
         );
     }
 
+    /// The report's `oom_victims`: at least `minimum` of them, and `ok` of the list.
+    fn victims(&mut self, scenario: &Scenario, name: &str, minimum: usize, ok: impl Fn(&[Value]) -> bool) {
+        let report = scenario.report().unwrap_or_default();
+        let victims = report["oom_victims"].as_array().cloned().unwrap_or_default();
+        self.check(
+            victims.len() >= minimum && ok(&victims),
+            format!("{name}: oom_victims = {}, expected at least {minimum} as described", report["oom_victims"]),
+        );
+    }
+
     /// The JSON report's fields, checked one by one.
     fn report(&mut self, scenario: &Scenario, name: &str, expectations: &[(&str, Expect)]) {
         let Some(report) = scenario.report() else {
@@ -479,8 +489,11 @@ fn v2_matrix(series: &str) {
                 ("memory_peak_bytes", Expect::Between(0.95 * LIMIT_64M as f64, LIMIT_64M as f64)),
                 ("memory_limit_hits", Expect::Between(1.0, f64::MAX)),
                 ("oom_suspected", Expect::Bool(false)),
+                ("exit_reason", str_("oom_killed")),
             ],
         );
+        // sentinit reaped the OOM-killed main child itself: an exact victim.
+        c.victims(oom, "oom-main", 1, |victims| victims[0]["comm"] == "alloc" && victims[0]["exact"] == true);
     }
     if selected("SENTINIT_VM_SCENARIOS", "oom-worker") {
         let worker = s("oom-worker");
@@ -498,8 +511,11 @@ fn v2_matrix(series: &str) {
                 ("oom_killed", Expect::Bool(true)),
                 ("oom_kills", int(kills)),
                 ("memory_limit_bytes", int(LIMIT_64M)),
+                ("exit_reason", str_("exited")),
             ],
         );
+        // The worker was reaped by its own parent (the shell): named from the samples, not exact.
+        c.victims(worker, "oom-worker", 1, |victims| victims[0]["comm"] == "alloc" && victims[0]["exact"] == false);
     }
     if selected("SENTINIT_VM_SCENARIOS", "normal") {
         let normal = s("normal");
@@ -596,6 +612,12 @@ fn v2_matrix(series: &str) {
             "oom-group",
             &[("exit_code", int(137)), ("oom_killed", Expect::Bool(true)), ("cgroup_version", int(2))],
         );
+        // One group kill, several processes (the shell, alloc, sleep), each reaped by sentinit: all listed.
+        c.victims(group, "oom-group", 2, |victims| {
+            victims.len() <= 20
+                && victims.iter().all(|v| v["exact"] == true)
+                && victims.iter().any(|v| v["comm"] == "alloc")
+        });
     }
     if selected("SENTINIT_VM_SCENARIOS", "cgroupns") {
         let ns = s("cgroupns");

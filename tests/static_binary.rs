@@ -57,7 +57,7 @@ fn static_sentinit_runs_as_pid1_in_an_empty_image() {
     assert!(is_static_elf(&binary), "{} must be statically linked", binary.display());
     let size = std::fs::metadata(&binary).unwrap().len();
     eprintln!("static binary: {size} bytes");
-    // The size budget of the default stable build (DEVELOPERS.md): at most 1 MiB.
+    // The size budget of the default stable build: at most 1 MiB.
     assert!(size <= 1024 * 1024, "the static release binary is {size} bytes, over its 1 MiB budget");
 
     let Some(busybox) = find_busybox() else {
