@@ -360,12 +360,25 @@ impl Processes {
             }
             self.unexplained = self.unexplained.saturating_sub(exact);
             self.vanished.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-            for victim in self.vanished.drain(..) {
-                if self.unexplained == 0 {
+            // The OOM killer takes the largest process; a vanished process is named only when it
+            // clearly was that (alone, or a quarter larger than the next). Among look-alikes (workers
+            // of one pool that ended normally in the same interval, while the real victim was never
+            // sampled) a guess would be a wrong name, which is worse than none.
+            let clear = |list: &[Victim], index: usize| match list.get(index + 1) {
+                Some(next) => list[index].rss_bytes.saturating_mul(4) >= next.rss_bytes.saturating_mul(5),
+                None => true,
+            };
+            let mut index = 0;
+            while self.unexplained > 0 && index < self.vanished.len() {
+                if !clear(&self.vanished, index) {
+                    debug!("{} OOM kill(s) not attributed: several similar processes ended", self.unexplained);
+                    self.unexplained = 0;
+                    self.carry = 0;
                     break;
                 }
-                push_victim(&mut self.victims, victim);
+                push_victim(&mut self.victims, self.vanished[index].clone());
                 self.unexplained -= 1;
+                index += 1;
             }
             if self.unexplained > 0 {
                 if self.carry == 0 {
@@ -923,6 +936,35 @@ mod tests {
         p.attribute_oom_kills();
         assert_eq!(p.finish(Some(6)).oom_victims, Some(vec![]));
         assert_eq!(Processes::new().finish(None).oom_victims, None, "no counter: unknown");
+    }
+
+    #[test]
+    fn look_alikes_that_ended_are_not_guessed_as_the_victim() {
+        let mut p = with_baseline(0);
+        let live = |rss: u64| Live {
+            start: 1,
+            comm: "w".into(),
+            command: None,
+            command_due: false,
+            command_tries: 0,
+            peak_rss: rss,
+            last_rss: rss,
+            cpu_ticks: 0,
+            seen: 1,
+            ended: false,
+            exit: None,
+        };
+        p.generation = 1;
+        for pid in [30, 31, 32] {
+            p.live.insert(pid, live(15 << 20));
+        }
+        // The real victim was never sampled; three similar workers end in the interval of the kill.
+        p.count_oom_kills(Some(1));
+        p.generation = 2;
+        p.end_unseen();
+        p.attribute_oom_kills();
+        assert!(p.victims.is_empty(), "{:?}", p.victims);
+        assert_eq!(p.finish(Some(1)).oom_victims, Some(Vec::new()));
     }
 
     #[test]
