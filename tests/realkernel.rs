@@ -541,6 +541,15 @@ fn v2_matrix(series: &str) {
                 ("memory_peak_source", str_("memory.peak")),
             ],
         );
+        // The one process, reaped by sentinit: exact, with the 30 MiB it touched.
+        let report = normal.report().unwrap_or_default();
+        let top = &report["top_processes"][0];
+        c.check(
+            top["comm"] == "alloc"
+                && top["exact"] == true
+                && top["peak_rss_bytes"].as_f64().is_some_and(|b| (30.0 * MIB..34.0 * MIB).contains(&b)),
+            format!("normal: top_processes[0] = {top}, expected alloc, exact, 30 to 34 MiB"),
+        );
     }
     if selected("SENTINIT_VM_SCENARIOS", "peak-reset") {
         let peak = s("peak-reset");
