@@ -523,19 +523,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("'{trimmed}' is not a duration (try 500ms, 5s, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
+    let not_a_duration = || format!("'{trimmed}' is not a duration (try 500ms, 5s, 2m)");
+    let unit_nanos: u128 = match unit.trim() {
+        "" | "s" | "sec" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "us" | "µs" => 1_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         other => return Err(format!("unknown unit '{other}' in '{trimmed}' (use ms, s, m or h)")),
     };
-    if !seconds.is_finite() || seconds > 1e9 {
+    // Whole and fractional digits in integers: parsing through f64 would pull float parsing (about
+    // 15 KiB) into the binary for this alone.
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_a_duration());
+    }
+    let whole: u128 =
+        if whole.is_empty() { 0 } else { whole.parse().map_err(|_| format!("'{trimmed}' is too long"))? };
+    let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(|| format!("'{trimmed}' is too long"))?;
+    let mut scale = unit_nanos;
+    for digit in fraction.bytes().take(24) {
+        scale /= 10;
+        nanos += u128::from(digit - b'0') * scale;
+    }
+    if nanos > 1_000_000_000 * 1_000_000_000 {
         return Err(format!("'{trimmed}' is too long"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(Duration::from_nanos(nanos as u64))
 }
 
 #[cfg(test)]
