@@ -55,6 +55,9 @@ const KEEP_ENDED: usize = 64;
 const TOP: usize = 5;
 /// `oom_victims` has this many entries at most (a `memory.oom.group` kill may take many).
 const MAX_VICTIMS: usize = 20;
+/// The shortest gap between two scans of /proc.
+const SCAN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Exact candidates waiting for the counter to grow, at most.
 const MAX_PENDING: usize = 64;
 /// Samples over which an unexplained increase of the OOM-kill counter is carried.
@@ -217,6 +220,8 @@ pub struct Processes {
     /// next scan's list of them, reused.
     foreign: HashSet<i32>,
     still_foreign: HashSet<i32>,
+    /// When /proc was last scanned.
+    last_scan: Option<std::time::Instant>,
 }
 
 impl Default for Processes {
@@ -252,6 +257,7 @@ impl Processes {
             last_discovery: None,
             foreign: HashSet::new(),
             still_foreign: HashSet::new(),
+            last_scan: None,
         }
     }
 
@@ -262,11 +268,18 @@ impl Processes {
     }
 
     /// A sample, at each `--interval` tick: `oom_kills` is the cgroup's counter read for this tick.
-    pub fn sample(&mut self, oom_kills: Option<u64>) {
-        self.count_oom_kills(oom_kills);
-        if proctree::is_own() {
+    /// One sample: the /proc scan first, then the OOM-kill counter read after it (`read_oom_kills`),
+    /// so that a process killed between the two is either seen to vanish in this sample (the counter,
+    /// read later, includes its kill) or still listed, its kill then explained at the next sample.
+    pub fn sample(&mut self, read_oom_kills: impl FnOnce() -> Option<u64>) {
+        // At most one scan per SCAN_EVERY, whatever --interval says (10 ms would make a scan of 2,000
+        // processes cost a quarter of a core), except while a counted kill is unexplained.
+        let due = self.last_scan.map_or(true, |at| at.elapsed() >= SCAN_EVERY) || self.unexplained > 0;
+        if due && proctree::is_own() {
+            self.last_scan = Some(std::time::Instant::now());
             self.scan();
         }
+        self.count_oom_kills(read_oom_kills());
         self.attribute_oom_kills();
     }
 
@@ -330,6 +343,8 @@ impl Processes {
         self.end_unseen();
         self.attribute_oom_kills();
         let mut top = std::mem::take(&mut self.ended);
+        // A process first seen as a zombie has no figure of its own: no rank either.
+        top.retain(|p| p.exact || p.peak_rss_bytes > 0);
         sort_by_peak(&mut top);
         top.truncate(TOP);
         Attribution { top, oom_victims: self.oom_known.then(|| std::mem::take(&mut self.victims)) }
@@ -416,6 +431,11 @@ impl Processes {
         let discover = (last_pid.is_none() || last_pid != self.last_pid)
             && self.last_discovery.map_or(true, |at| now.saturating_duration_since(at) >= DISCOVERY_GAP);
         if discover {
+            // The pid counter wrapped: a pid known to be foreign may now be a new process of the
+            // workload's, so every pid is looked at again.
+            if matches!((last_pid, self.last_pid), (Some(now_pid), Some(before)) if now_pid < before) {
+                self.foreign.clear();
+            }
             self.last_pid = last_pid;
             self.last_discovery = Some(now);
         }
@@ -553,6 +573,7 @@ impl Processes {
         if entry.comm.as_bytes() != comm {
             // An exec (or a rename): the command line is another one now.
             entry.comm = lossy(comm).into();
+            entry.command = None;
             entry.command_due = true;
             entry.command_tries = 0;
         }
@@ -584,7 +605,7 @@ impl Processes {
             let killed = stat
                 .exit_status
                 .map_or(true, |status| libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
-            if killed && self.unexplained > 0 {
+            if killed {
                 let victim = Victim {
                     pid: stat.pid,
                     comm: Some(entry.comm.to_string()),
@@ -592,7 +613,7 @@ impl Processes {
                     rss_bytes: entry.last_rss,
                     exact: false,
                 };
-                self.vanished.push(victim);
+                push_candidate(&mut self.vanished, victim);
             }
         }
     }
@@ -613,14 +634,11 @@ impl Processes {
     fn end_sampled(&mut self, pid: i32, live: Live, vanished: bool) {
         let comm = Some(String::from(live.comm));
         let command = live.command.map(String::from);
-        if vanished && !live.ended && self.unexplained > 0 {
-            self.vanished.push(Victim {
-                pid,
-                comm: comm.clone(),
-                command: command.clone(),
-                rss_bytes: live.last_rss,
-                exact: false,
-            });
+        if vanished && !live.ended {
+            push_candidate(
+                &mut self.vanished,
+                Victim { pid, comm: comm.clone(), command: command.clone(), rss_bytes: live.last_rss, exact: false },
+            );
         }
         self.keep_ended(ProcessFigures {
             pid,
@@ -641,6 +659,20 @@ impl Processes {
             self.ended.truncate(KEEP_ENDED);
         }
     }
+}
+
+/// Keeps a process that ended since the last sample as a possible victim; the largest 64 at most (the
+/// OOM killer takes the largest).
+fn push_candidate(candidates: &mut Vec<Victim>, candidate: Victim) {
+    const MAX_CANDIDATES: usize = 64;
+    if candidates.len() >= MAX_CANDIDATES {
+        let Some((smallest, _)) = candidates.iter().enumerate().min_by_key(|(_, c)| c.rss_bytes) else { return };
+        if candidates[smallest].rss_bytes >= candidate.rss_bytes {
+            return;
+        }
+        candidates.swap_remove(smallest);
+    }
+    candidates.push(candidate);
 }
 
 fn push_victim(victims: &mut Vec<Victim>, victim: Victim) {
@@ -1028,7 +1060,7 @@ mod tests {
         // A process still loading its program may be in uninterruptible sleep, and its command line
         // is then left for a later sample.
         for _ in 0..100 {
-            p.sample(None);
+            p.sample(|| None);
             found = p.live.get(&(child.id() as i32)).map(|l| (l.comm.to_string(), l.command.clone()));
             if found.as_ref().is_some_and(|(_, command)| command.is_some()) {
                 break;

@@ -51,9 +51,15 @@ fn bytes(r: &Value, key: &str) -> u64 {
     r[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number in {r}"))
 }
 
-/// `sentinit-<pid>`, the name of a group sentinit makes (the test's own groups are `sentinit-test-...`).
+/// `sentinit-<pid>-<8 hex>`, the name of a group sentinit makes (the test's own are `sentinit-test-...`).
 fn is_own_group(leaf: &str) -> bool {
-    leaf.strip_prefix("sentinit-").is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    let Some((pid, random)) = leaf.strip_prefix("sentinit-").and_then(|rest| rest.split_once('-')) else {
+        return false;
+    };
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && random.len() == 8
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The last path component of the `memory` line the workload printed on stderr.
@@ -140,6 +146,55 @@ fn alone_in_its_group_is_container_and_own_is_on_request() {
         }
         assert!(group.children().is_empty(), "{mode:?}: {:?}", group.children());
     }
+}
+
+/// A workload that makes a group of its own below sentinit's (a batch runner, a nested container) does
+/// not make sentinit leave its group behind: the empty groups below are removed first.
+#[test]
+fn groups_the_workload_made_below_are_removed_too() {
+    let Some(group) = MemoryGroup::create(256 * MIB) else { return };
+    let dir = TempDir::new("scope-nested");
+    let _foreign = Foreign::start(&group, 1, &dir);
+    let script = "own=$(grep memory /proc/self/cgroup | cut -d: -f3); d=/sys/fs/cgroup/memory$own/sub/deeper; \
+                  mkdir -p $d && echo $$ > $d/cgroup.procs && echo joined >&2";
+    let output = group.run(&["--report", "json"], &["sh", "-c", script]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("joined"), "{text}");
+    assert_eq!(report(&output)["cgroup_scope"], "own");
+    assert!(!text.contains("cannot remove"), "{text}");
+    assert!(group.children().is_empty(), "left behind: {:?}", group.children());
+}
+
+/// Two sentinits that are each PID 1 of their own namespace, in one group, both with `--cgroup own`:
+/// both are pid 1, and each other's processes are invisible to them, so only a name of its own keeps
+/// each from taking over the other's group. Each reports its own workload, and nothing is left.
+#[test]
+fn two_pid1_sentinits_in_one_group_keep_apart() {
+    if !mode_available(Mode::Pid1) {
+        return;
+    }
+    let Some(group) = MemoryGroup::create(512 * MIB) else { return };
+    let start = |mib: &str| {
+        let args =
+            ["--pid", "--fork", "--mount-proc", env!("CARGO_BIN_EXE_sentinit"), "--cgroup", "own", "--report", "json"];
+        let mut cmd = group.joined("unshare", &args);
+        cmd.args(["--", "dd", "if=/dev/zero", "of=/dev/null", &format!("bs={mib}M"), "count=1"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (one, two) = (start("20"), start("40"));
+    let (one, two) = (common::finish(one, Duration::from_secs(20)), common::finish(two, Duration::from_secs(20)));
+    for (output, mib) in [(one, 20), (two, 40)] {
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        let r = report(&output);
+        assert_eq!(r["cgroup_scope"], "own", "{r}");
+        let peak = bytes(&r, "memory_peak_bytes");
+        assert!((mib * MIB * 9 / 10..=(mib + 4) * MIB).contains(&peak), "peak {} MiB, its own {mib} MiB", peak / MIB);
+        assert!(!text.contains("cannot remove"), "{text}");
+    }
+    assert!(group.children().is_empty(), "left behind: {:?}", group.children());
 }
 
 /// Every ending removes the workload's group: a normal exit, a TERM sent to sentinit, an OOM kill in

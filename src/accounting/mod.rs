@@ -214,6 +214,9 @@ impl Accountant {
             // descriptor.
             self.child_stat = files::CounterFile::open(Path::new(&format!("/proc/{pid}")), "stat");
         }
+        if let (Some(group), true) = (&self.own_group, crate::proctree::is_own()) {
+            group.check_joined(pid);
+        }
         protect_from_oom_killer();
     }
 
@@ -355,8 +358,15 @@ impl Accountant {
 
 impl crate::supervise::Observer for Accountant {
     fn tick(&mut self) {
-        let reading = self.read(false);
-        self.processes.sample(reading.oom_kills);
+        // The processes first, the counters after: see Processes::sample.
+        let mut reading = Reading::default();
+        let controllers = &mut self.controllers;
+        self.processes.sample(|| {
+            for controller in controllers.iter_mut() {
+                controller.sample(&mut reading);
+            }
+            reading.oom_kills
+        });
         let now = Instant::now();
         let samples = &mut self.samples;
         samples.count += 1;

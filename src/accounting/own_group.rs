@@ -82,6 +82,24 @@ impl OwnGroup {
     pub fn procs_files(&self) -> &[CString] {
         &self.procs
     }
+
+    /// Did the workload (`pid`, just exec'd) join the group? Its join between fork and exec cannot
+    /// report a failure (a real-time workload refused by a group without rt_runtime, say), so it is
+    /// checked here, in /proc/<pid>/cgroup; a workload already gone cannot be checked.
+    pub fn check_joined(&self, pid: i32) {
+        let Some(name) = self.created.first().and_then(|dir| dir.file_name()).map(|n| n.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        let Ok(text) = crate::paths::read_guarded(Path::new(&format!("/proc/{pid}/cgroup")), 64 * 1024) else {
+            return;
+        };
+        if !String::from_utf8_lossy(&text).lines().any(|line| line.ends_with(&format!("/{name}"))) {
+            crate::warn!(
+                "the workload did not join its own cgroup {name}: the report's cgroup figures are not its own"
+            );
+        }
+    }
 }
 
 impl Drop for OwnGroup {
@@ -154,12 +172,18 @@ fn create(cgroups: &mut Cgroups, shared: bool) -> Result<OwnGroup, String> {
         }
         return create_v2(cgroups);
     }
-    let name = format!("sentinit-{}", std::process::id());
+    let name = group_name();
     let mut group = OwnGroup::default();
     let mut moved: Vec<(&'static str, PathBuf)> = Vec::new();
+    // cpuacct mounted together with cpu (systemd's layout) would move the workload into a child of the
+    // cpu hierarchy too: its fair share would change, and a real-time workload could not join a group
+    // without an rt_runtime. There sentinit makes no cpuacct group, and the shared group's CPU counter
+    // is not read (CPU time then comes from the reaped tree's rusage and /proc, which are the workload's).
+    let cpuacct_with_cpu =
+        cgroups.cpuacct.as_ref().zip(cgroups.cpu.as_ref()).is_some_and(|(acct, cpu)| acct.dir == cpu.dir);
     let slots: [(&'static str, Option<&PathBuf>); 3] = [
         ("memory", cgroups.memory.as_ref().map(|l| &l.dir)),
-        ("cpuacct", cgroups.cpuacct.as_ref().map(|l| &l.dir)),
+        ("cpuacct", cgroups.cpuacct.as_ref().map(|l| &l.dir).filter(|_| !cpuacct_with_cpu)),
         ("pids", cgroups.pids.as_ref().map(|l| &l.dir)),
     ];
     for (controller, dir) in slots {
@@ -176,6 +200,10 @@ fn create(cgroups: &mut Cgroups, shared: bool) -> Result<OwnGroup, String> {
     }
     if group.created.is_empty() {
         return Err("no cgroup v1 hierarchy counts usage here".to_string());
+    }
+    if cpuacct_with_cpu {
+        debug!("accounting: cpuacct is mounted with cpu: CPU time from the reaped processes, not the shared group");
+        cgroups.cpuacct = None;
     }
     for (controller, child) in moved {
         let location = match controller {
@@ -199,8 +227,8 @@ fn create_v2(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
     if !on_filesystem(&parent, CGROUP2_SUPER_MAGIC) {
         return Err(format!("{} is not on a cgroup2 filesystem", parent.display()));
     }
-    let leaf = parent.join(format!("sentinit-{}-self", std::process::id()));
-    let work = parent.join(format!("sentinit-{}", std::process::id()));
+    let work = parent.join(group_name());
+    let leaf = parent.join(format!("{}-self", group_name_of(&work)));
     std::fs::create_dir(&leaf).map_err(|e| format!("cannot create {}: {e}", leaf.display()))?;
     let mut room = V2Room { parent: parent.clone(), leaf: leaf.clone(), enabled: Vec::new() };
     if let Err(e) = std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()) {
@@ -259,19 +287,25 @@ fn make_group(parent: &Path, child: &Path) -> Result<(), String> {
         return Err(format!("{} is not on a cgroup v1 filesystem", parent.display()));
     }
     remove_stale_siblings(parent);
-    if let Err(e) = std::fs::create_dir(child) {
-        // A group of this name left by an earlier sentinit with the same pid (killed by SIGKILL) is
-        // reused if it is empty; one in use is not.
-        if e.kind() != std::io::ErrorKind::AlreadyExists || foreign_processes(child) != Some(0) {
-            return Err(format!("cannot create {}: {e}", child.display()));
-        }
-    }
+    // Never reused: a group of the same name may be another sentinit's, whose processes are invisible
+    // from here when it runs in another PID namespace (where its pid can equal this one's).
+    std::fs::create_dir(child).map_err(|e| format!("cannot create {}: {e}", child.display()))?;
     let writable = std::fs::OpenOptions::new().write(true).open(child.join("cgroup.procs"));
     if let Err(e) = writable {
         remove_group(child);
         return Err(format!("cannot write {}/cgroup.procs: {e}", child.display()));
     }
     Ok(())
+}
+
+/// `sentinit-<pid>-<8 random hex digits>`: the pid for people and for the stale-group check, the random
+/// part because pids repeat across PID namespaces (every container's sentinit is pid 1).
+fn group_name() -> String {
+    format!("sentinit-{}-{:08x}", std::process::id(), crate::report::random_u64() as u32)
+}
+
+fn group_name_of(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// How old an empty `sentinit-<pid>` group must be before another sentinit removes it.
@@ -285,7 +319,11 @@ fn remove_stale_siblings(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for entry in entries.flatten().take(10_000) {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sentinit-")).and_then(|p| p.parse::<u32>().ok())
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sentinit-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
@@ -296,7 +334,7 @@ fn remove_stale_siblings(parent: &Path) {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > STALE_AFTER);
         let running = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sentinit");
-        if old && !running && foreign_processes(&path) == Some(0) && std::fs::remove_dir(&path).is_ok() {
+        if old && !running && foreign_processes(&path) == Some(0) && remove_tree(&path, 0) {
             debug!("accounting: removed {}, left by a sentinit that is gone", path.display());
         }
     }
@@ -311,9 +349,36 @@ fn on_filesystem(dir: &Path, magic: i64) -> bool {
     rc == 0 && info.f_type as i64 == magic
 }
 
-/// rmdir, retried briefly: a process reaped a moment ago can take a few milliseconds to leave.
+/// Removes `dir` and the empty groups below it (a workload may have made its own), deepest first,
+/// within 16 levels and 256 groups; true when `dir` is gone.
+fn remove_tree(dir: &Path, depth: usize) -> bool {
+    static BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(256);
+    if depth < 16 {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && BUDGET
+                        .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |b| {
+                            b.checked_sub(1)
+                        })
+                        .is_ok()
+                {
+                    remove_tree(&entry.path(), depth + 1);
+                }
+            }
+        }
+    }
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
+}
+
+/// rmdir (with the groups the workload made below), retried briefly: a process reaped a moment ago
+/// can take a few milliseconds to leave.
 fn remove_group(dir: &Path) {
     for attempt in 0..50 {
+        if remove_tree(dir, 0) {
+            debug!("accounting: removed {}", dir.display());
+            return;
+        }
         match std::fs::remove_dir(dir) {
             Ok(()) => {
                 debug!("accounting: removed {}", dir.display());
