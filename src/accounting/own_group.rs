@@ -94,7 +94,10 @@ impl OwnGroup {
         let Ok(text) = crate::paths::read_guarded(Path::new(&format!("/proc/{pid}/cgroup")), 64 * 1024) else {
             return;
         };
-        if !String::from_utf8_lossy(&text).lines().any(|line| line.ends_with(&format!("/{name}"))) {
+        // An exiting process leaves its groups before it is a zombie: only a live one's answer counts
+        // (its state read after its groups).
+        let alive = crate::proctree::state_of(pid).is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'));
+        if alive && !String::from_utf8_lossy(&text).lines().any(|line| line.ends_with(&format!("/{name}"))) {
             crate::warn!(
                 "the workload did not join its own cgroup {name}: the report's cgroup figures are not its own"
             );
