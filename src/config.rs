@@ -55,6 +55,25 @@ pub struct Config {
     pub emf_namespace: String,
     /// Whether the workload gets a cgroup of its own.
     pub cgroup: CgroupMode,
+    /// `--timeout`: stop the workload this long after it started; off when `None`.
+    pub timeout: Option<Duration>,
+    /// The signal sent at the timeout (before `--rewrite`).
+    pub timeout_signal: i32,
+    /// Where the Kubernetes termination message goes.
+    pub termination_log: TerminationLog,
+}
+
+/// `--termination-log`: where the end-of-run summary for Kubernetes is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TerminationLog {
+    /// `/dev/termination-log`, only if it already exists (Kubernetes provides it; sentinit never
+    /// creates a file in /dev).
+    #[default]
+    Default,
+    /// An explicit path, created if missing.
+    Path(OsString),
+    /// `none`.
+    Off,
 }
 
 /// `--cgroup`: when sentinit creates a group of the workload's own (see accounting::own_group).
@@ -88,6 +107,9 @@ impl Default for Config {
             heartbeat: None,
             emf_namespace: "sentinit".to_string(),
             cgroup: CgroupMode::Auto,
+            timeout: None,
+            timeout_signal: libc::SIGTERM,
+            termination_log: TerminationLog::Default,
         }
     }
 }
@@ -217,6 +239,27 @@ const SPECS: &[Spec] = &[
         metavar: "NAME",
         help: "CloudWatch namespace for --report emf [sentinit]",
     },
+    Spec {
+        long: "timeout",
+        short: None,
+        kind: Kind::Value,
+        metavar: "DUR",
+        help: "stop the workload this long after its start; sentinit then exits 124 [off]",
+    },
+    Spec {
+        long: "timeout-signal",
+        short: None,
+        kind: Kind::Value,
+        metavar: "SIG",
+        help: "the signal sent at --timeout; SIGKILL follows after --kill-after, else --grace [TERM]",
+    },
+    Spec {
+        long: "termination-log",
+        short: None,
+        kind: Kind::Value,
+        metavar: "PATH",
+        help: "Kubernetes termination message file, or none [/dev/termination-log if it exists]",
+    },
 ];
 
 impl Spec {
@@ -254,8 +297,8 @@ pub fn help_text() -> String {
     }
     text.push_str(
         "\nDurations: 500ms, 5s, 2m, 1.5s or plain seconds. Signals: TERM, SIGTERM, 15, RTMIN+2.\n\
-         Exit code: the workload's; 128+n when it was killed by signal n; 127 command not found;\n\
-         126 command not executable; 2 usage error.\n",
+         Exit code: the workload's; 128+n when it was killed by signal n; 124 --timeout reached;\n\
+         127 command not found; 126 command not executable; 2 usage error.\n",
     );
     text
 }
@@ -422,6 +465,16 @@ where
             }
         };
     }
+    config.timeout = duration("timeout")?.filter(|d| !d.is_zero());
+    if let Some(text) = single("timeout-signal") {
+        config.timeout_signal = signals::parse(&text, false)
+            .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("timeout-signal", &from_flag))))?;
+    }
+    config.termination_log = match single("termination-log") {
+        None => TerminationLog::Default,
+        Some(path) if path.trim().eq_ignore_ascii_case("none") => TerminationLog::Off,
+        Some(path) => TerminationLog::Path(OsString::from(path)),
+    };
     config.report_file = single("report-file").filter(|s| !s.is_empty()).map(OsString::from);
     if let Some(formats) = single("report") {
         let mut list: Vec<String> = Vec::new();
@@ -665,6 +718,20 @@ mod tests {
         assert!(matches!(parse(&args(&["--help", "x"]), Vec::new()), Ok(Action::Help)));
         assert!(matches!(parse(&args(&["-V"]), Vec::new()), Ok(Action::Version)));
         assert!(matches!(parse(&args(&["--identity"]), Vec::new()), Ok(Action::Identity(_))));
+    }
+
+    #[test]
+    fn timeout_and_termination_log() {
+        let config = run(&["x"], &[]).unwrap();
+        assert_eq!((config.timeout, config.timeout_signal), (None, libc::SIGTERM));
+        assert_eq!(config.termination_log, TerminationLog::Default);
+        let config =
+            run(&["--timeout", "2m", "--timeout-signal", "INT", "--termination-log", "/tmp/m", "x"], &[]).unwrap();
+        assert_eq!((config.timeout, config.timeout_signal), (Some(Duration::from_secs(120)), libc::SIGINT));
+        assert_eq!(config.termination_log, TerminationLog::Path("/tmp/m".into()));
+        let env = [("SENTINIT_TIMEOUT", "0"), ("SENTINIT_TERMINATION_LOG", "None")];
+        let config = run(&["x"], &env).unwrap();
+        assert_eq!((config.timeout, config.termination_log), (None, TerminationLog::Off), "0 is no timeout");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use crate::supervise::{Exit, Outcome};
 pub enum ExitReason {
     /// The workload never ran: the exec failed (126, 127) or the fork did (1).
     NotStarted,
+    /// `--timeout` was reached and sentinit stopped it, however it then ended.
+    TimedOut,
     /// sentinit's `--kill-after` escalation killed it: it did not stop in time after a stop signal.
     KilledAfterStop,
     /// It died of a SIGKILL sentinit did not send while the cgroup's OOM-kill counter grew.
@@ -31,6 +33,7 @@ impl ExitReason {
     pub fn as_str(self) -> &'static str {
         match self {
             ExitReason::NotStarted => "not_started",
+            ExitReason::TimedOut => "timed_out",
             ExitReason::KilledAfterStop => "killed_after_stop",
             ExitReason::OomKilled => "oom_killed",
             ExitReason::Stopped => "stopped",
@@ -40,12 +43,16 @@ impl ExitReason {
     }
 }
 
-/// Why the main child ended. Precedence: not_started > killed_after_stop > oom_killed > stopped >
-/// signaled / exited.
+/// Why the main child ended. Precedence: not_started > timed_out > killed_after_stop > oom_killed >
+/// stopped > signaled / exited.
 pub fn classify(outcome: &Outcome, usage: &Usage) -> ExitReason {
     let sigkill = outcome.exit == Exit::Signal(libc::SIGKILL);
     if outcome.init_duration.is_none() {
         ExitReason::NotStarted
+    } else if outcome.timed_out {
+        // The deadline is the cause of whatever followed: its SIGKILL, an OOM kill in the TERM
+        // handler, an orderly exit; the exit code still tells which.
+        ExitReason::TimedOut
     } else if outcome.escalated && sigkill {
         // Escalation without a SIGKILL death: the workload exited just before the kill landed, on
         // its own, after the stop signal; that is `stopped`.
@@ -76,6 +83,7 @@ mod tests {
             killed_by_sentinit: false,
             escalated: false,
             stop_signal: None,
+            timed_out: false,
             reaped: 1,
             init_duration: Some(Duration::from_millis(2)),
         }
@@ -150,5 +158,19 @@ mod tests {
         // Escalated, but the workload exited on its own just before the SIGKILL landed.
         let raced = Outcome { killed_by_sentinit: true, escalated: true, stop_signal: stop, ..outcome(Exit::Code(0)) };
         assert_eq!(classify(&raced, &usage(Some(0))), ExitReason::Stopped);
+    }
+
+    #[test]
+    fn a_timeout_comes_before_everything_but_not_started() {
+        let stop = Some(libc::SIGTERM);
+        let killed =
+            Outcome { timed_out: true, killed_by_sentinit: true, escalated: true, stop_signal: stop, ..outcome(KILL) };
+        assert_eq!(classify(&killed, &usage(Some(0))), ExitReason::TimedOut, "before killed_after_stop");
+        let oom = Outcome { timed_out: true, stop_signal: stop, ..outcome(KILL) };
+        assert_eq!(classify(&oom, &usage(Some(1))), ExitReason::TimedOut, "before oom_killed");
+        let exited = Outcome { timed_out: true, stop_signal: stop, ..outcome(Exit::Code(0)) };
+        assert_eq!(classify(&exited, &usage(Some(0))), ExitReason::TimedOut, "before stopped");
+        let never = Outcome { timed_out: true, ..Outcome::not_started(127) };
+        assert_eq!(classify(&never, &usage(Some(0))), ExitReason::NotStarted);
     }
 }

@@ -18,6 +18,7 @@ pub mod report;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
+pub mod termination_log;
 
 use config::{Action, Config, UsageError};
 use environ::Environ;
@@ -144,11 +145,22 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     // The file is written on its own thread meanwhile, within the same bound.
     let deadline = Instant::now() + FINAL_OUTPUT_WAIT;
     log::wait_until(Some(deadline));
+    // Kubernetes' termination message, on a thread of its own within the same bound.
+    let termination_message = termination_log::start(config, &usage, &outcome);
     report::emit(config, &identity, &usage, &outcome, deadline);
+    if let Some(pending) = termination_message {
+        pending.wait(deadline);
+    }
     log::finish();
-    let code = outcome.exit.code();
+    let mut code = outcome.exit.code();
     if let Exit::Signal(signal) = outcome.exit {
         debug!("workload killed by {}: exit code {code}", signals::name(signal));
+    }
+    if outcome.timed_out {
+        // As coreutils' timeout: 124 tells "it ran out of time" from the workload's own failures
+        // (the report keeps the workload's code).
+        debug!("--timeout reached: exit code 124 instead of {code}");
+        code = 124;
     }
     let remapped = config.remap_exit.get(&code).copied().unwrap_or(code);
     if remapped != code {

@@ -49,8 +49,8 @@ pub fn emit(config: &Config, identity: &Identity, usage: &Usage, outcome: &Outco
     }
 }
 
-/// A report file being written: on a thread, or already done here when no thread could be created.
-enum Writing {
+/// A file being written: on a thread, or already done here when no thread could be created.
+pub(crate) enum Writing {
     Thread(std::sync::mpsc::Receiver<std::io::Result<()>>),
     Done(std::io::Result<()>),
 }
@@ -58,21 +58,25 @@ enum Writing {
 /// Starts [`write_atomically`] on a thread of its own, so that a stalled filesystem (fsync on a hung
 /// NFS mount) costs at most the wait in [`Writing::wait`].
 fn start_writing(path: std::path::PathBuf, text: String) -> Writing {
+    in_background(std::sync::Arc::new(move || write_atomically(&path, &text)))
+}
+
+/// Runs the file job `job` on a thread of its own (or here, when no thread can be created), for
+/// [`Writing::wait`] to wait for within a bound: the final files share this so that none of them can
+/// keep sentinit from exiting. (A trait object: one copy of the thread code for every job.)
+pub(crate) fn in_background(job: std::sync::Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>) -> Writing {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    let job = std::sync::Arc::new((path, text));
     let for_thread = job.clone();
-    let spawned = std::thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(move || sender.send(write_atomically(&for_thread.0, &for_thread.1)).ok());
+    let spawned = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || sender.send(for_thread()).ok());
     match spawned {
         Ok(_) => Writing::Thread(receiver),
-        Err(_) => Writing::Done(write_atomically(&job.0, &job.1)),
+        Err(_) => Writing::Done(job()),
     }
 }
 
 impl Writing {
     /// The outcome, waiting for the thread until `deadline`.
-    fn wait(self, deadline: std::time::Instant) -> std::io::Result<()> {
+    pub(crate) fn wait(self, deadline: std::time::Instant) -> std::io::Result<()> {
         let receiver = match self {
             Writing::Done(result) => return result,
             Writing::Thread(receiver) => receiver,
@@ -174,6 +178,7 @@ pub fn fields(
         ("exit_code", json!(outcome.exit.code())),
         ("signal", json!(signal)),
         ("exit_reason", json!(exit_reason::classify(outcome, usage).as_str())),
+        ("timed_out", Value::Bool(outcome.timed_out)),
         ("killed_by_sentinit", json!(outcome.killed_by_sentinit)),
         ("stop_signal", json!(outcome.stop_signal.map(signals::name))),
         ("cgroup_version", json!(usage.cgroup_version)),
@@ -278,6 +283,21 @@ pub fn heartbeat(progress: &Progress) {
 /// The one line printed when a stop signal is forwarded, so the logs tell the story even if an
 /// orchestrator's SIGKILL follows before the report.
 pub fn stop_line(signal: i32, progress: &Progress) {
+    let after = seconds(progress.elapsed.as_millis() as u64);
+    usage_line(format_args!("forwarded {} after {after}", signals::name(signal)), progress);
+}
+
+/// The line at `--timeout`: what sentinit does about it, and the usage so far, like [`stop_line`].
+/// `signal` is 0 when `--rewrite` drops it.
+pub fn timeout_line(timeout: Duration, signal: i32, kill_in: Duration, progress: &Progress) {
+    let (timeout, kill_in) = (seconds(timeout.as_millis() as u64), seconds(kill_in.as_millis() as u64));
+    let sending =
+        if signal == 0 { "dropped by --rewrite".to_string() } else { format!("sending {}", signals::name(signal)) };
+    usage_line(format_args!("timeout after {timeout}: {sending} (SIGKILL in {kill_in})"), progress);
+}
+
+/// `sentinit: WHAT: working set ..., CPU ..., throttled ..., OOM kills N`.
+fn usage_line(what: std::fmt::Arguments, progress: &Progress) {
     let working_set = progress.working_set.map_or("unknown".to_string(), mib);
     let limit = match progress.memory_limit {
         Some(Limit::Value(bytes)) => format!(" of {}", mib(bytes)),
@@ -286,9 +306,7 @@ pub fn stop_line(signal: i32, progress: &Progress) {
     };
     let unknown_or = |value: Option<u64>, show: fn(u64) -> String| value.map_or("unknown".to_string(), show);
     crate::log::line(format_args!(
-        "sentinit: forwarded {} after {}: working set {working_set}{limit}, CPU {}, throttled {}, OOM kills {}",
-        signals::name(signal),
-        seconds(progress.elapsed.as_millis() as u64),
+        "sentinit: {what}: working set {working_set}{limit}, CPU {}, throttled {}, OOM kills {}",
         unknown_or(progress.cpu_us, |us| seconds(us / 1000)),
         unknown_or(progress.throttled_us, |us| seconds(us / 1000)),
         unknown_or(progress.oom_kills, |kills| kills.to_string()),
@@ -469,6 +487,7 @@ mod tests {
             killed_by_sentinit: false,
             escalated: false,
             stop_signal: None,
+            timed_out: false,
             reaped: 1,
             init_duration: Some(Duration::from_micros(1234)),
         };

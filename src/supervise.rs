@@ -4,7 +4,7 @@
 //! Every signal is blocked and read from the signalfd, so nothing is handled asynchronously and nothing
 //! is lost: SIGCHLDs may coalesce, which is why each wake-up reaps in a loop until the kernel has no more
 //! exited children, instead of trusting one SIGCHLD to mean one child. The loop sleeps in `poll` until a
-//! signal arrives or the next deadline (tick, grace, kill-after) is due, so an idle workload costs one
+//! signal arrives or the next deadline (tick, timeout, grace, kill-after) is due, so an idle workload costs one
 //! wake-up per tick. A wake-up handles at most one batch of signals before it reaps and looks at its
 //! deadlines again, so a flood of signals cannot starve reaping or delay the main child's exit.
 //!
@@ -66,6 +66,8 @@ pub struct Outcome {
     pub escalated: bool,
     /// The last stop signal (TERM, INT, QUIT, after rewriting) forwarded to the workload.
     pub stop_signal: Option<i32>,
+    /// `--timeout` was reached: sentinit stopped the workload itself (and exits 124).
+    pub timed_out: bool,
     /// How many descendants (main child included) were reaped.
     pub reaped: u64,
     /// From sentinit's start to the workload's exec (the exec-error pipe closed); `None` when the
@@ -89,6 +91,7 @@ impl Outcome {
             killed_by_sentinit: false,
             escalated: false,
             stop_signal: None,
+            timed_out: false,
             reaped: 0,
             init_duration: None,
         }
@@ -101,6 +104,9 @@ pub trait Observer {
     fn tick(&mut self) {}
     /// Called after a stop signal (TERM, INT, QUIT or KILL, after rewriting) was forwarded.
     fn stop_forwarded(&mut self, _signal: i32) {}
+    /// Called when `--timeout` is reached, before `signal` (after rewriting; 0 when `--rewrite`
+    /// dropped it) is sent; SIGKILL follows after `kill_in`.
+    fn timed_out(&mut self, _timeout: Duration, _signal: i32, _kill_in: Duration) {}
     /// Called once, right after the main child was reaped and before what it left behind is ended.
     fn main_exited(&mut self) {}
     /// Called for a child that has exited but is not reaped yet: it is still a zombie, so its
@@ -170,7 +176,12 @@ pub struct Supervisor<'a> {
     killed_by_sentinit: bool,
     escalated: bool,
     stop_signal: Option<i32>,
-    kill_deadline: Option<Instant>,
+    /// When the escalation SIGKILL is due, and the wait it ends (for its message).
+    kill_deadline: Option<(Instant, Duration)>,
+    /// When `--timeout` is reached: counted from the workload's start (this supervisor's creation,
+    /// right after its exec), not sentinit's, so identity resolution does not eat into it.
+    timeout_at: Option<Instant>,
+    timed_out: bool,
     reaped: u64,
     own_pid: u32,
     is_pid1: bool,
@@ -191,6 +202,8 @@ impl<'a> Supervisor<'a> {
             escalated: false,
             stop_signal: None,
             kill_deadline: None,
+            timeout_at: config.timeout.map(|timeout| Instant::now() + timeout),
+            timed_out: false,
             reaped: 0,
             own_pid: std::process::id(),
             is_pid1: std::process::id() == 1,
@@ -209,8 +222,11 @@ impl<'a> Supervisor<'a> {
             let mut deadline = next_tick;
             match phase {
                 Phase::Running => {
-                    if let Some(kill_at) = self.kill_deadline {
+                    if let Some((kill_at, _)) = self.kill_deadline {
                         deadline = deadline.min(kill_at);
+                    }
+                    if let Some(timeout_at) = self.timeout_at {
+                        deadline = deadline.min(timeout_at);
                     }
                 }
                 Phase::Killing { deadline: end } => {
@@ -229,12 +245,14 @@ impl<'a> Supervisor<'a> {
             self.reap_all(observer);
 
             let now = Instant::now();
-            if matches!(phase, Phase::Running) {
-                if let Some(kill_at) = self.kill_deadline {
-                    if now >= kill_at && self.main_exit.is_none() {
+            if matches!(phase, Phase::Running) && self.main_exit.is_none() {
+                if self.timeout_at.is_some_and(|at| now >= at) {
+                    self.time_out(observer);
+                }
+                if let Some((kill_at, waited)) = self.kill_deadline {
+                    if now >= kill_at {
                         warn!(
-                            "workload still running {:?} after {}: sending SIGKILL to its process group",
-                            self.config.kill_after.unwrap_or_default(),
+                            "workload still running {waited:?} after {}: sending SIGKILL to its process group",
                             signals::name(self.stop_signal.unwrap_or(libc::SIGTERM))
                         );
                         self.kill_workload(libc::SIGKILL);
@@ -298,6 +316,7 @@ impl<'a> Supervisor<'a> {
             killed_by_sentinit: self.killed_by_sentinit,
             escalated: self.escalated,
             stop_signal: self.stop_signal,
+            timed_out: self.timed_out,
             reaped: self.reaped,
             init_duration: Some(self.init_duration),
         }
@@ -372,8 +391,37 @@ impl<'a> Supervisor<'a> {
             }
             observer.stop_forwarded(signal);
             if let (true, Some(after), None) = (arms_kill_after(signal), self.config.kill_after, self.kill_deadline) {
-                self.kill_deadline = Some(Instant::now() + after);
+                self.kill_deadline = Some((Instant::now() + after, after));
             }
+        }
+    }
+
+    /// `--timeout` reached: the timeout signal (through `--rewrite`, like a forwarded one), SIGCONT if
+    /// the workload is stopped (a stopped process would sit on it), and SIGKILL after `--kill-after`,
+    /// else after `--grace`: a deadline that only asked would not bound a stuck batch job's bill.
+    fn time_out(&mut self, observer: &mut dyn Observer) {
+        self.timeout_at = None;
+        self.timed_out = true;
+        let requested = self.config.timeout_signal;
+        let signal = self.config.rewrites.get(&requested).copied().unwrap_or(requested);
+        let kill_in = self.config.kill_after.unwrap_or(self.config.grace);
+        observer.timed_out(self.config.timeout.unwrap_or_default(), signal, kill_in);
+        if signal != 0 {
+            let target = self.forward(signal);
+            debug!("timeout: sent {} to {target}", signals::name(signal));
+            if signal != libc::SIGKILL && self.target_is_stopped() {
+                self.forward(libc::SIGCONT);
+                debug!("the workload was stopped: sent SIGCONT after {}", signals::name(signal));
+            }
+            self.stop_signal = Some(signal);
+            if signal == libc::SIGKILL {
+                self.killed_by_sentinit = true;
+            }
+        }
+        // An escalation already due sooner (a forwarded TERM with --kill-after) stays as it is.
+        let kill_at = Instant::now() + kill_in;
+        if !matches!(self.kill_deadline, Some((at, _)) if at <= kill_at) {
+            self.kill_deadline = Some((kill_at, kill_in));
         }
     }
 

@@ -432,6 +432,12 @@ impl crate::supervise::Observer for Accountant {
         let cpu_us = self.cpu_so_far_us(&reading);
         crate::report::stop_line(signal, &self.progress(&reading, cpu_us, None));
     }
+
+    fn timed_out(&mut self, timeout: Duration, signal: i32, kill_in: Duration) {
+        let reading = self.read(false);
+        let cpu_us = self.cpu_so_far_us(&reading);
+        crate::report::timeout_line(timeout, signal, kill_in, &self.progress(&reading, cpu_us, None));
+    }
 }
 
 fn describe(location: &Option<discover::Location>) -> String {
@@ -593,6 +599,7 @@ mod tests {
             killed_by_sentinit,
             escalated: false,
             stop_signal: None,
+            timed_out: false,
             reaped: 1,
             init_duration: Some(Duration::ZERO),
         }
