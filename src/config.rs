@@ -55,6 +55,8 @@ pub struct Config {
     pub emf_namespace: String,
     /// Whether the workload gets a cgroup of its own.
     pub cgroup: CgroupMode,
+    /// Add the identity to the workload's `OTEL_RESOURCE_ATTRIBUTES`.
+    pub otel: bool,
 }
 
 /// `--cgroup`: when sentinit creates a group of the workload's own (see accounting::own_group).
@@ -88,6 +90,7 @@ impl Default for Config {
             heartbeat: None,
             emf_namespace: "sentinit".to_string(),
             cgroup: CgroupMode::Auto,
+            otel: true,
         }
     }
 }
@@ -216,6 +219,13 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "NAME",
         help: "CloudWatch namespace for --report emf [sentinit]",
+    },
+    Spec {
+        long: "otel",
+        short: None,
+        kind: Kind::Value,
+        metavar: "on|off",
+        help: "add the identity to the workload's OTEL_RESOURCE_ATTRIBUTES [on]",
     },
 ];
 
@@ -382,6 +392,8 @@ where
     config.verbose = flag("verbose")?;
     config.quiet = flag("quiet")?;
     config.single_child = flag("single-child")?;
+    // On unless turned off: absent is not "off" here.
+    config.otel = !values.contains_key("otel") || flag("otel")?;
 
     let single = |name: &str| values.get(name).and_then(|v| v.last()).cloned();
     let duration = |name: &str| -> Result<Option<Duration>, UsageError> {
@@ -643,6 +655,7 @@ mod tests {
         assert!(error(&["--emf-namespace", ":x", "x"], &[]).contains("':'"));
         assert!(error(&["--emf-namespace", "AWS/Lambda", "x"], &[]).contains("reserved"));
         assert!(error(&["x"], &[("SENTINIT_EMF_NAMESPACE", "jobs?")]).contains("SENTINIT_EMF_NAMESPACE"));
+        assert!(error(&["--otel", "maybe", "x"], &[]).contains("--otel"));
     }
 
     #[test]
@@ -658,6 +671,15 @@ mod tests {
         }
         let config = run(&["x"], &[("SENTINIT_EMF_NAMESPACE", "from/env")]).unwrap();
         assert_eq!(config.emf_namespace, "from/env");
+    }
+
+    #[test]
+    fn otel_is_on_unless_turned_off() {
+        assert!(run(&["x"], &[]).unwrap().otel);
+        assert!(run(&["x"], &[("SENTINIT_OTEL", "")]).unwrap().otel);
+        assert!(!run(&["--otel", "off", "x"], &[]).unwrap().otel);
+        assert!(!run(&["x"], &[("SENTINIT_OTEL", "0")]).unwrap().otel);
+        assert!(run(&["--otel=on", "x"], &[("SENTINIT_OTEL", "no")]).unwrap().otel);
     }
 
     #[test]
