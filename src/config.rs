@@ -61,6 +61,8 @@ pub struct Config {
     pub timeout_signal: i32,
     /// Where the Kubernetes termination message goes.
     pub termination_log: TerminationLog,
+    /// Add the identity to the workload's `OTEL_RESOURCE_ATTRIBUTES`.
+    pub otel: bool,
 }
 
 /// `--termination-log`: where the end-of-run summary for Kubernetes is written.
@@ -110,6 +112,7 @@ impl Default for Config {
             timeout: None,
             timeout_signal: libc::SIGTERM,
             termination_log: TerminationLog::Default,
+            otel: true,
         }
     }
 }
@@ -259,6 +262,13 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "PATH",
         help: "Kubernetes termination message file, or none [/dev/termination-log if it exists]",
+    },
+    Spec {
+        long: "otel",
+        short: None,
+        kind: Kind::Value,
+        metavar: "on|off",
+        help: "add the identity to the workload's OTEL_RESOURCE_ATTRIBUTES [on]",
     },
 ];
 
@@ -425,6 +435,8 @@ where
     config.verbose = flag("verbose")?;
     config.quiet = flag("quiet")?;
     config.single_child = flag("single-child")?;
+    // On unless turned off: absent is not "off" here.
+    config.otel = !values.contains_key("otel") || flag("otel")?;
 
     let single = |name: &str| values.get(name).and_then(|v| v.last()).cloned();
     let duration = |name: &str| -> Result<Option<Duration>, UsageError> {
@@ -696,6 +708,7 @@ mod tests {
         assert!(error(&["--emf-namespace", ":x", "x"], &[]).contains("':'"));
         assert!(error(&["--emf-namespace", "AWS/Lambda", "x"], &[]).contains("reserved"));
         assert!(error(&["x"], &[("SENTINIT_EMF_NAMESPACE", "jobs?")]).contains("SENTINIT_EMF_NAMESPACE"));
+        assert!(error(&["--otel", "maybe", "x"], &[]).contains("--otel"));
     }
 
     #[test]
@@ -711,6 +724,15 @@ mod tests {
         }
         let config = run(&["x"], &[("SENTINIT_EMF_NAMESPACE", "from/env")]).unwrap();
         assert_eq!(config.emf_namespace, "from/env");
+    }
+
+    #[test]
+    fn otel_is_on_unless_turned_off() {
+        assert!(run(&["x"], &[]).unwrap().otel);
+        assert!(run(&["x"], &[("SENTINIT_OTEL", "")]).unwrap().otel);
+        assert!(!run(&["--otel", "off", "x"], &[]).unwrap().otel);
+        assert!(!run(&["x"], &[("SENTINIT_OTEL", "0")]).unwrap().otel);
+        assert!(run(&["--otel=on", "x"], &[("SENTINIT_OTEL", "no")]).unwrap().otel);
     }
 
     #[test]

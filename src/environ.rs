@@ -52,6 +52,18 @@ impl Environ {
         }
     }
 
+    /// Replaces the value of the first entry named `name` where it stands (the order of the entries is
+    /// the user's), or adds `name=value` at the end when there is none.
+    pub fn set(&mut self, name: &str, value: &str) {
+        let mut entry = name.as_bytes().to_vec();
+        entry.push(b'=');
+        entry.extend_from_slice(value.as_bytes());
+        match self.entries.iter().position(|e| e.strip_prefix(name.as_bytes()).is_some_and(|r| r.starts_with(b"="))) {
+            Some(at) => self.entries[at] = entry,
+            None => self.entries.push(entry),
+        }
+    }
+
     pub fn entries(&self) -> &[Vec<u8>] {
         &self.entries
     }
@@ -78,5 +90,9 @@ mod tests {
         assert_eq!(env.entries().len(), 6);
         assert_eq!(env.entries()[5], b"NEW=v");
         assert_eq!(env.pairs().len(), 4);
+        env.set("DUP", "x");
+        env.set("LAST", "y");
+        assert_eq!(env.entries()[1..3], [b"DUP=x".to_vec(), b"DUP=2".to_vec()]);
+        assert_eq!(env.entries()[6], b"LAST=y");
     }
 }

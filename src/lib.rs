@@ -11,6 +11,7 @@ pub mod exit_reason;
 pub mod http;
 pub mod identity;
 pub mod log;
+pub mod otel;
 pub mod paths;
 pub mod processes;
 pub mod proctree;
@@ -104,6 +105,9 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
         environ.add_missing(&name, &value);
+    }
+    if config.otel {
+        otel::apply(&identity, &mut environ);
     }
     if !config.quiet {
         log::line(format_args!("{}", identity.start_line()));

@@ -93,11 +93,7 @@ impl Writing {
 
 /// The END line, the counterpart of START.
 pub fn end_line(identity: &Identity) -> String {
-    format!(
-        "END container={} task={}",
-        identity.container_id.as_deref().unwrap_or("unknown"),
-        identity.task_arn.as_deref().unwrap_or("unknown")
-    )
+    identity.line("END")
 }
 
 /// `REPORT\tDuration: 1234.56 ms\tInit Duration: 1.23 ms\tExit: 137 (SIGKILL, oom_killed)\t
@@ -170,6 +166,9 @@ pub fn fields(
         ("task_arn", json!(identity.task_arn)),
         ("task_family", json!(identity.family)),
         ("container_name", json!(identity.container_name)),
+        ("batch_job_id", json!(identity.batch_job_id)),
+        ("batch_job_attempt", json!(identity.batch_job_attempt)),
+        ("batch_job_queue", json!(identity.batch_job_queue)),
         ("command", json!(command.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>())),
         ("started_at", json!(rfc3339(usage.started_at))),
         ("ended_at", json!(rfc3339(ended_at))),

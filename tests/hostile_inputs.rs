@@ -369,7 +369,9 @@ fn tmds_values_of_the_wrong_shape_are_dropped() {
                 ("DOCKER_CONTAINER_ID", FARGATE_ID),
                 ("ECS_TASK_ARN", FARGATE_TASK),
                 ("ECS_TASK_ID", "e40860c2b55a4200b03c3197f6c59714"),
-                ("ECS_CLUSTER", FARGATE_CLUSTER),
+                // Fargate names the cluster by its ARN: the short name is ECS_CLUSTER everywhere.
+                ("ECS_CLUSTER", "batch"),
+                ("ECS_CLUSTER_ARN", FARGATE_CLUSTER),
                 ("ECS_TASK_FAMILY", "batch-job_v2"),
                 ("ECS_TASK_REVISION", "7"),
                 ("ECS_CONTAINER_NAME", "worker_2-b"),

@@ -55,6 +55,20 @@ fn fargate_v4_task() -> String {
     )
 }
 
+const EC2_CONTAINER_ARN: &str =
+    "arn:aws:ecs:us-west-2:111122223333:container/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b/7a1e2f3d-4c5b-6a79-8e0d-1f2a3b4c5d6e";
+
+/// A v4 task document as the EC2 agent serves it for a bridge task (short cluster name, agent 1.45+:
+/// `LaunchType`; 1.63+: `ServiceName`, `VPCID`).
+fn ec2_v4_task() -> String {
+    format!(
+        r#"{{"Cluster":"prod","TaskARN":"{EC2_TASK}","Family":"web","Revision":"42","DesiredStatus":"RUNNING","KnownStatus":"RUNNING",
+"Containers":[{{"DockerId":"{EC2_ID}","Name":"app","DockerName":"ecs-web-42-app-b4e2d6f8a0c2e4f6a801","Image":"web:1.8.3","ImageID":"sha256:9f2c","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":256,"Memory":512}},"Type":"NORMAL","Networks":[{{"NetworkMode":"bridge","IPv4Addresses":["172.17.0.3"]}}]}}],
+"Limits":{{"CPU":0.5,"Memory":1024}},"PullStartedAt":"2024-05-14T09:11:58.1Z","PullStoppedAt":"2024-05-14T09:12:02.9Z","AvailabilityZone":"us-west-2a",
+"LaunchType":"EC2","ServiceName":"web-svc","VPCID":"vpc-0a1b2c3d4e5f60718","FaultInjectionEnabled":false}}"#
+    )
+}
+
 /// A v3 task document as the EC2 agent serves it (short cluster name).
 fn ec2_v3_task() -> String {
     format!(
@@ -88,9 +102,10 @@ fn as_env<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 #[test]
-fn ec2_v4_labels_give_everything_in_one_request() {
+fn ec2_bridge_v4_labels_give_the_task_and_the_task_document_the_rest() {
     let agent = FakeAgent::start(|path, _| match path {
         ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
+        p if p == format!("{ENDPOINT}/task") => ok(&ec2_v4_task()),
         _ => not_found(),
     });
     // The fixture's bind mounts name the pause container; TMDS is trusted above them.
@@ -108,7 +123,16 @@ fn ec2_v4_labels_give_everything_in_one_request() {
     assert_eq!(json["family"], "web");
     assert_eq!(json["revision"], "42");
     assert_eq!(json["container_name"], "app");
-    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()], "the labels made /task unnecessary");
+    // EC2 names the cluster; its ARN is built from the task ARN's partition, region and account.
+    assert_eq!(json["cluster_arn"], "arn:aws:ecs:us-west-2:111122223333:cluster/prod");
+    assert_eq!(json["launch_type"], "EC2");
+    assert_eq!(json["region"], "us-west-2");
+    assert_eq!(json["availability_zone"], "us-west-2a");
+    assert_eq!(json["container_arn"], EC2_CONTAINER_ARN);
+    assert_eq!(json["log_group"], "/ecs/web");
+    assert_eq!(json["log_stream"], "ecs/app/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+    // The labels gave the task; the task document only the launch type and availability zone.
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string(), format!("{ENDPOINT}/task")]);
 
     let run = workload(&[], &as_env(&env));
     let vars = run.workload_env();
@@ -120,9 +144,15 @@ fn ec2_v4_labels_give_everything_in_one_request() {
         ("ECS_TASK_FAMILY", "web"),
         ("ECS_TASK_REVISION", "42"),
         ("ECS_CONTAINER_NAME", "app"),
+        ("ECS_CLUSTER_ARN", "arn:aws:ecs:us-west-2:111122223333:cluster/prod"),
+        ("ECS_LAUNCH_TYPE", "EC2"),
+        ("ECS_REGION", "us-west-2"),
+        ("ECS_AVAILABILITY_ZONE", "us-west-2a"),
+        ("ECS_CONTAINER_ARN", EC2_CONTAINER_ARN),
     ] {
         assert_eq!(vars.get(name).map(String::as_str), Some(value), "{name}");
     }
+    assert!(!vars.contains_key("AWS_REGION") && !vars.contains_key("AWS_DEFAULT_REGION"), "{vars:?}");
     assert!(run.stderr().contains(&format!("START container={EC2_ID} task={EC2_TASK}")), "{}", run.stderr());
 }
 
@@ -142,7 +172,9 @@ fn fargate_v4_without_labels_asks_for_the_task() {
     assert_eq!(json["container_id_source"], "ecs-metadata-v4");
     assert_eq!(json["task_arn"], FARGATE_TASK);
     assert_eq!(json["task_id"], FARGATE_TASK_ID);
-    assert_eq!(json["cluster"], FARGATE_CLUSTER);
+    assert_eq!(json["cluster"], "batch", "the short name everywhere");
+    assert_eq!(json["cluster_arn"], FARGATE_CLUSTER);
+    assert_eq!(json["launch_type"], "FARGATE");
     assert_eq!(json["family"], "batch-job");
     assert_eq!(json["revision"], "7");
     assert_eq!(json["container_name"], "worker");
@@ -184,7 +216,8 @@ fn retries_500_and_429_inside_the_budget() {
         let json = identity(&[], &as_env(&env)).json();
         assert_eq!(json["container_id"], EC2_ID, "after {status}: {json}");
         assert_eq!(json["task_arn"], EC2_TASK);
-        assert_eq!(agent.requests().len(), 3, "{status}: {:?}", agent.requests());
+        let container_requests = agent.requests().iter().filter(|r| *r == ENDPOINT).count();
+        assert_eq!(container_requests, 3, "{status}: {:?}", agent.requests());
     }
 }
 
@@ -359,7 +392,7 @@ fn tmds_wins_over_introspection_which_is_then_not_asked() {
     let json = identity(&["--ecs-agent-url", &agent.url], &as_env(&env)).json();
     assert_eq!(json["task_arn"], EC2_TASK);
     assert_eq!(json["container_id"], EC2_ID, "TMDS is trusted above the cgroup path");
-    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()]);
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string(), format!("{ENDPOINT}/task")]);
 }
 
 #[test]
@@ -399,7 +432,8 @@ fn fargate_v3_when_v4_gives_no_http_answer_at_all() {
     assert_eq!(json["container_id_source"], "ecs-metadata-v3");
     assert_eq!(json["task_arn"], FARGATE_TASK);
     assert_eq!(json["task_arn_source"], "ecs-metadata-v3");
-    assert_eq!(json["cluster"], FARGATE_CLUSTER);
+    assert_eq!(json["cluster"], "batch");
+    assert_eq!(json["cluster_arn"], FARGATE_CLUSTER);
     assert_eq!(agent.requests()[0], format!("/v4/{FARGATE_ID}"));
     assert!(!agent.requests().contains(&format!("/v4/{FARGATE_ID}/task")), "{:?}", agent.requests());
 }
@@ -481,4 +515,335 @@ fn introspection_is_asked_with_the_container_id_the_user_set() {
     assert!(run.stderr().contains(&format!("START container={user_id} task={EC2_TASK}")), "{}", run.stderr());
     assert_eq!(agent.requests()[0], format!("/v1/tasks?dockerid={user_id}"));
     assert!(!agent.requests().iter().any(|r| r.contains(FIXTURE_ID)), "{:?}", agent.requests());
+}
+
+/// The variables every ECS test below checks, `None` for "not exported".
+fn assert_vars(vars: &std::collections::HashMap<String, String>, expected: &[(&str, Option<&str>)]) {
+    for (name, value) in expected {
+        assert_eq!(vars.get(*name).map(String::as_str), *value, "{name}: {vars:?}");
+    }
+}
+
+const MI_TASK_ID: &str = "aaa111bbb222ccc333ddd444eee55500";
+const MI_ID: &str = "aaa111bbb222ccc333ddd444eee55500-1234567890";
+
+#[test]
+fn fargate_1_4_labels_name_the_cluster_by_its_arn() {
+    // Platform 1.4: all five labels, the cluster label an ARN; LaunchType and AZ from the task document.
+    let container = format!(
+        r#"{{"DockerId":"{FARGATE_ID}","Name":"worker","DockerName":"worker","Image":"busybox","ImageID":"sha256:6d3e",
+"Labels":{{"com.amazonaws.ecs.cluster":"{FARGATE_CLUSTER}","com.amazonaws.ecs.container-name":"worker","com.amazonaws.ecs.task-arn":"{FARGATE_TASK}","com.amazonaws.ecs.task-definition-family":"batch-job","com.amazonaws.ecs.task-definition-version":"7"}},
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":2}},"Type":"NORMAL",
+"LogDriver":"awslogs","LogOptions":{{"awslogs-create-group":"true","awslogs-group":"/ecs/batch-job","awslogs-region":"us-east-1","awslogs-stream":"ecs/worker/{FARGATE_TASK_ID}"}},
+"ContainerARN":"arn:aws:ecs:us-east-1:111122223333:container/batch/{FARGATE_TASK_ID}/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+"Networks":[{{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.2.106"]}}],"Snapshotter":"overlayfs"}}"#
+    );
+    let agent = FakeAgent::start(move |path, _| match path {
+        p if p == format!("/v4/{FARGATE_ID}") => ok(&container),
+        p if p == format!("/v4/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("fargate-10-digits")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{FARGATE_ID}", agent.url)),
+        // Fargate injects these; sentinit never touches them.
+        ("AWS_REGION", "eu-central-1".to_string()),
+        ("AWS_DEFAULT_REGION", "eu-west-3".to_string()),
+    ]);
+    let run = workload(&[], &as_env(&env));
+    assert_vars(
+        &run.workload_env(),
+        &[
+            ("DOCKER_CONTAINER_ID", Some(FARGATE_ID)),
+            ("ECS_TASK_ARN", Some(FARGATE_TASK)),
+            ("ECS_CLUSTER", Some("batch")),
+            ("ECS_CLUSTER_ARN", Some(FARGATE_CLUSTER)),
+            ("ECS_CONTAINER_NAME", Some("worker")),
+            ("ECS_LAUNCH_TYPE", Some("FARGATE")),
+            ("ECS_REGION", Some("us-east-1")),
+            ("ECS_AVAILABILITY_ZONE", Some("us-east-1a")),
+            (
+                "ECS_CONTAINER_ARN",
+                Some("arn:aws:ecs:us-east-1:111122223333:container/batch/e40860c2b55a4200b03c3197f6c59714/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"),
+            ),
+            ("AWS_REGION", Some("eu-central-1")),
+            ("AWS_DEFAULT_REGION", Some("eu-west-3")),
+        ],
+    );
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!(json["cluster"], "batch");
+    assert_eq!(json["cluster_arn"], FARGATE_CLUSTER);
+    assert_eq!(json["log_group"], "/ecs/batch-job");
+    assert_eq!(json["log_stream"], format!("ecs/worker/{FARGATE_TASK_ID}"));
+}
+
+#[test]
+fn ec2_awsvpc_task_document_lists_the_pause_container_first() {
+    // The docs' awsvpc example: the container document has no Docker labels here (a stripped
+    // endpoint), so everything task-level comes from /task, whose first container is the pause one.
+    let container = format!(
+        r#"{{"DockerId":"{EC2_ID}","Name":"curl","DockerName":"ecs-curltest-24-curl-cca48e8dcadd97805600","Image":"111122223333.dkr.ecr.us-west-2.amazonaws.com/curltest:latest","ImageID":"sha256:d691691e9652791a60114e67b365688d20d19940dde7c4736ea30e660d8d3553",
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":10,"Memory":128}},"Type":"NORMAL",
+"LogDriver":"awslogs","LogOptions":{{"awslogs-create-group":"true","awslogs-group":"/ecs/metadata","awslogs-region":"us-west-2","awslogs-stream":"ecs/curl/8f03e41243824aea923aca126495f665"}},
+"ContainerARN":"arn:aws:ecs:us-west-2:111122223333:container/0206b271-b33f-47ab-86c6-a0ba208a70a9",
+"Networks":[{{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.2.100"],"AttachmentIndex":0,"MACAddress":"0e:9e:32:c7:48:85","IPv4SubnetCIDRBlock":"10.0.2.0/24","PrivateDNSName":"ip-10-0-2-100.us-west-2.compute.internal","SubnetGatewayIpv4Address":"10.0.2.1/24"}}]}}"#
+    );
+    let task = format!(
+        r#"{{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/158d1c8083dd49d6b527399fd6414f5c","Family":"curltest","ServiceName":"MyService","Revision":"26","DesiredStatus":"RUNNING","KnownStatus":"RUNNING",
+"PullStartedAt":"2020-10-02T00:43:06.202617438Z","PullStoppedAt":"2020-10-02T00:43:06.31288465Z","AvailabilityZone":"us-west-2d","VPCID":"vpc-1234567890abcdef0","LaunchType":"EC2",
+"Containers":[{{"DockerId":"598cba581fe3f939459eaba1e071d5c93bb2c49b7d1ba7db6bb19deeb70d8e38","Name":"~internal~ecs~pause","DockerName":"ecs-curltest-26-internalecspause-e292d586b6f9dade4a00","Image":"amazon/amazon-ecs-pause:0.1.0","ImageID":"","DesiredStatus":"RESOURCES_PROVISIONED","KnownStatus":"RESOURCES_PROVISIONED","Limits":{{"CPU":0,"Memory":0}},"Type":"CNI_PAUSE"}},
+{{"DockerId":"{EC2_ID}","Name":"curl","DockerName":"ecs-curltest-24-curl-cca48e8dcadd97805600","Image":"curltest","ImageID":"sha256:d691","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Type":"NORMAL"}}]}}"#
+    );
+    let agent = FakeAgent::start(move |path, _| match path {
+        ENDPOINT => ok(&container),
+        p if p == format!("{ENDPOINT}/task") => ok(&task),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-al2023-v2-awsvpc")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    assert_vars(
+        &workload(&[], &as_env(&env)).workload_env(),
+        &[
+            ("DOCKER_CONTAINER_ID", Some(EC2_ID)),
+            ("ECS_TASK_ID", Some("158d1c8083dd49d6b527399fd6414f5c")),
+            ("ECS_CLUSTER", Some("default")),
+            ("ECS_CLUSTER_ARN", Some("arn:aws:ecs:us-west-2:111122223333:cluster/default")),
+            ("ECS_CONTAINER_NAME", Some("curl")),
+            ("ECS_TASK_FAMILY", Some("curltest")),
+            ("ECS_TASK_REVISION", Some("26")),
+            ("ECS_LAUNCH_TYPE", Some("EC2")),
+            ("ECS_REGION", Some("us-west-2")),
+            ("ECS_AVAILABILITY_ZONE", Some("us-west-2d")),
+            (
+                "ECS_CONTAINER_ARN",
+                Some("arn:aws:ecs:us-west-2:111122223333:container/0206b271-b33f-47ab-86c6-a0ba208a70a9"),
+            ),
+            ("AWS_REGION", None),
+            ("AWS_DEFAULT_REGION", None),
+        ],
+    );
+}
+
+#[test]
+fn ecs_managed_instances_launch_type() {
+    // Managed Instances: Fargate-shaped IDs, the cluster an ARN in the label and the task document.
+    let task_arn = format!("arn:aws:ecs:us-east-1:111122223333:task/mi-cluster/{MI_TASK_ID}");
+    let cluster_arn = "arn:aws:ecs:us-east-1:111122223333:cluster/mi-cluster";
+    let container = format!(
+        r#"{{"DockerId":"{MI_ID}","Name":"app","DockerName":"app","Image":"nginx","ImageID":"sha256:1a2b",
+"Labels":{{"com.amazonaws.ecs.cluster":"{cluster_arn}","com.amazonaws.ecs.container-name":"app","com.amazonaws.ecs.task-arn":"{task_arn}","com.amazonaws.ecs.task-definition-family":"mi-web","com.amazonaws.ecs.task-definition-version":"3"}},
+"DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Limits":{{"CPU":1024,"Memory":2048}},"Type":"NORMAL",
+"Networks":[{{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.8.14"]}}]}}"#
+    );
+    let task = format!(
+        r#"{{"Cluster":"{cluster_arn}","TaskARN":"{task_arn}","Family":"mi-web","Revision":"3","DesiredStatus":"RUNNING","KnownStatus":"RUNNING",
+"AvailabilityZone":"us-east-1c","LaunchType":"MANAGED_INSTANCES","Containers":[{{"DockerId":"{MI_ID}","Name":"app","Type":"NORMAL"}}]}}"#
+    );
+    let agent = FakeAgent::start(move |path, _| match path {
+        p if p == format!("/v4/{MI_ID}") => ok(&container),
+        p if p == format!("/v4/{MI_ID}/task") => ok(&task),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}/v4/{MI_ID}", agent.url)),
+    ]);
+    assert_vars(
+        &workload(&[], &as_env(&env)).workload_env(),
+        &[
+            ("DOCKER_CONTAINER_ID", Some(MI_ID)),
+            ("ECS_CLUSTER", Some("mi-cluster")),
+            ("ECS_CLUSTER_ARN", Some(cluster_arn)),
+            ("ECS_LAUNCH_TYPE", Some("MANAGED_INSTANCES")),
+            ("ECS_REGION", Some("us-east-1")),
+            ("ECS_AVAILABILITY_ZONE", Some("us-east-1c")),
+            ("ECS_CONTAINER_ARN", None),
+        ],
+    );
+}
+
+#[test]
+fn govcloud_and_china_partitions_build_the_cluster_arn_from_a_short_name() {
+    for (partition, region) in [("aws-us-gov", "us-gov-west-1"), ("aws-cn", "cn-northwest-1")] {
+        let task_arn = format!("arn:{partition}:ecs:{region}:111122223333:task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+        let container = ec2_v4_container(EC2_ID).replace(EC2_TASK, &task_arn);
+        // An agent older than 1.45 has no LaunchType: the task document is asked, and its 404 is no warning.
+        let agent = FakeAgent::start(move |path, _| match path {
+            ENDPOINT => ok(&container),
+            _ => not_found(),
+        });
+        let env = env_of(&[
+            ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+            ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+        ]);
+        let run = workload(&[], &as_env(&env));
+        let cluster_arn = format!("arn:{partition}:ecs:{region}:111122223333:cluster/prod");
+        assert_vars(
+            &run.workload_env(),
+            &[
+                ("ECS_TASK_ARN", Some(&task_arn)),
+                ("ECS_CLUSTER", Some("prod")),
+                ("ECS_CLUSTER_ARN", Some(&cluster_arn)),
+                ("ECS_REGION", Some(region)),
+                ("ECS_LAUNCH_TYPE", None),
+                ("ECS_AVAILABILITY_ZONE", None),
+            ],
+        );
+        assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+    }
+}
+
+#[test]
+fn a_task_arn_that_is_not_an_arn_is_not_exported() {
+    // A task ID where the ARN should be: dropped, and -v says why; the rest of the task still counts.
+    let container = ec2_v4_container(EC2_ID).replace(EC2_TASK, "4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+    let agent = FakeAgent::start(move |path, _| match path {
+        ENDPOINT => ok(&container),
+        _ => ok(&ec2_v4_task().replace(EC2_TASK, "task/prod/4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b")),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let run = workload(&["-v"], &as_env(&env));
+    assert_vars(
+        &run.workload_env(),
+        &[
+            ("ECS_TASK_ARN", None),
+            ("ECS_TASK_ID", None),
+            ("ECS_REGION", None),
+            ("ECS_CLUSTER_ARN", None),
+            ("ECS_CLUSTER", Some("prod")),
+            ("ECS_TASK_FAMILY", Some("web")),
+        ],
+    );
+    let stderr = run.stderr();
+    assert!(stderr.contains("ECS_TASK_ARN from ecs-metadata-v4 dropped: not an ECS task ARN"), "{stderr}");
+    assert!(stderr.contains("ECS_REGION not set: no task ARN"), "{stderr}");
+    assert!(stderr.contains(&format!("START container={EC2_ID} task=unknown")), "{stderr}");
+}
+
+#[test]
+fn introspection_takes_the_container_name_from_the_matching_docker_id() {
+    let task = format!(
+        r#"{{"Arn":"{EC2_TASK}","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Family":"web","Version":"42",
+"Containers":[{{"DockerId":"","DockerName":"","Name":"not-yet-created"}},
+{{"DockerId":"{EC2_ID}","DockerName":"ecs-web-42-sidecar-e2f4a6","Name":"sidecar","Image":"envoy","ImageID":"sha256:01"}},
+{{"DockerId":"{FIXTURE_ID}","DockerName":"ecs-web-42-app-b4e2d6f8a0c2e4f6a801","Name":"app","Image":"web:1.8.3","ImageID":"sha256:9f2c"}}]}}"#
+    );
+    let agent = FakeAgent::start(move |path, _| match path {
+        p if p == format!("/v1/tasks?dockerid={FIXTURE_ID}") => ok(&task),
+        "/v1/metadata" => ok(r#"{"Cluster":"prod","ContainerInstanceArn":null}"#),
+        _ => Reply::Status(404, INTROSPECTION_ERROR_BODY.to_string()),
+    });
+    let env = env_of(&[("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge"))]);
+    let vars = workload(&["--ecs-agent-url", &agent.url], &as_env(&env)).workload_env();
+    assert_vars(
+        &vars,
+        &[
+            ("ECS_CONTAINER_NAME", Some("app")),
+            ("ECS_CLUSTER", Some("prod")),
+            ("ECS_CLUSTER_ARN", Some("arn:aws:ecs:us-west-2:111122223333:cluster/prod")),
+            ("ECS_REGION", Some("us-west-2")),
+            ("ECS_LAUNCH_TYPE", None),
+        ],
+    );
+}
+
+#[test]
+fn values_the_user_set_win_and_feed_the_derived_ones() {
+    let agent = FakeAgent::start(|path, _| match path {
+        ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
+        _ => ok(&ec2_v4_task()),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+        ("ECS_CLUSTER", "arn:aws:ecs:eu-west-1:444455556666:cluster/mine".to_string()),
+        ("ECS_LAUNCH_TYPE", "EXTERNAL".to_string()),
+        ("ECS_REGION", String::new()),
+    ]);
+    let run = workload(&[], &as_env(&env));
+    let vars = run.workload_env();
+    assert_vars(
+        &vars,
+        &[
+            ("ECS_CLUSTER", Some("arn:aws:ecs:eu-west-1:444455556666:cluster/mine")),
+            ("ECS_CLUSTER_ARN", Some("arn:aws:ecs:eu-west-1:444455556666:cluster/mine")),
+            ("ECS_LAUNCH_TYPE", Some("EXTERNAL")),
+            ("ECS_REGION", Some("")),
+            ("ECS_AVAILABILITY_ZONE", Some("us-west-2a")),
+        ],
+    );
+}
+
+/// The `{"type":"sentinit.report",...}` line of a run's stderr.
+fn json_report(stderr: &str) -> Value {
+    let line = stderr.lines().find(|l| l.starts_with("{\"type\":\"sentinit.report\"")).expect("a JSON report");
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn aws_batch_job_in_the_start_and_end_lines_and_the_report() {
+    let job = "a7182d0e-7e9e-44a1-8417-3b7d8dac9a42:3";
+    let env = [
+        ("SENTINIT_PROC_ROOT", fixture("fargate-10-digits")),
+        ("AWS_BATCH_JOB_ID", job.to_string()),
+        ("AWS_BATCH_JOB_ATTEMPT", "2".to_string()),
+        ("AWS_BATCH_JQ_NAME", "high-priority".to_string()),
+        ("AWS_BATCH_CE_NAME", "spot-ce".to_string()),
+    ];
+    let run = workload(&["--report", "text,json"], &as_env(&env));
+    let stderr = run.stderr();
+    for word in ["START", "END"] {
+        let line = stderr.lines().find(|l| l.starts_with(word)).unwrap_or_default();
+        assert!(line.ends_with(&format!(" task=unknown job={job}")), "{stderr}");
+    }
+    let report = json_report(&stderr);
+    assert_eq!(report["batch_job_id"], job);
+    assert_eq!(report["batch_job_attempt"], 2, "a number");
+    assert_eq!(report["batch_job_queue"], "high-priority");
+    let order = format!(
+        r#""container_name":null,"batch_job_id":"{job}","batch_job_attempt":2,"batch_job_queue":"high-priority","command""#
+    );
+    assert!(stderr.contains(&order), "right after container_name: {stderr}");
+    // Batch's own variables reach the workload as they were; nothing AWS_ is added.
+    let vars = run.workload_env();
+    assert_eq!(vars.get("AWS_BATCH_JOB_ID").map(String::as_str), Some(job));
+    assert!(!vars.keys().any(|k| k.starts_with("AWS_") && !k.starts_with("AWS_BATCH_")), "{vars:?}");
+    let json = identity(&[], &as_env(&env)).json();
+    assert_eq!((json["batch_job_id"].as_str(), json["batch_job_attempt"].as_u64()), (Some(job), Some(2)));
+    assert_eq!(json["batch_job_queue"], "high-priority");
+
+    // Outside Batch: no job= and nulls.
+    let run = workload(&["--report", "text,json"], &as_env(&env[..1]));
+    let stderr = run.stderr();
+    assert!(stderr.lines().any(|l| l.starts_with("START ") && l.ends_with(" task=unknown")), "{stderr}");
+    let report = json_report(&stderr);
+    for key in ["batch_job_id", "batch_job_attempt", "batch_job_queue"] {
+        assert_eq!(report[key], Value::Null, "{key}");
+    }
+}
+
+#[test]
+fn aws_batch_values_of_the_wrong_shape_are_dropped() {
+    let long = "q".repeat(300);
+    let env = [
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("AWS_BATCH_JOB_ID", "job 1 REPORT\tforged".to_string()),
+        ("AWS_BATCH_JOB_ATTEMPT", "two".to_string()),
+        ("AWS_BATCH_JQ_NAME", long),
+    ];
+    let run = workload(&["-v", "--report", "text,json"], &as_env(&env));
+    let stderr = run.stderr();
+    assert!(stderr.contains("START container=unknown task=unknown\n"), "{stderr}");
+    assert!(stderr.contains("AWS_BATCH_JOB_ID from environment dropped"), "{stderr}");
+    assert!(stderr.contains("AWS_BATCH_JOB_ATTEMPT from environment dropped: not a number"), "{stderr}");
+    assert!(stderr.contains("AWS_BATCH_JQ_NAME from environment dropped"), "{stderr}");
+    let report = json_report(&stderr);
+    for key in ["batch_job_id", "batch_job_attempt", "batch_job_queue"] {
+        assert_eq!(report[key], Value::Null, "{key}");
+    }
 }

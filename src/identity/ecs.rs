@@ -20,6 +20,10 @@ const LABEL_CONTAINER_NAME: &str = "com.amazonaws.ecs.container-name";
 const LABEL_FAMILY: &str = "com.amazonaws.ecs.task-definition-family";
 const LABEL_REVISION: &str = "com.amazonaws.ecs.task-definition-version";
 
+/// The share of the budget the task document gets when it is asked only for the launch type and
+/// availability zone (the labels gave the task): those are worth a request, not the workload's start.
+const TASK_DETAILS_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What one TMDS base URI said.
 pub struct TmdsAnswer {
     pub facts: EcsFacts,
@@ -29,8 +33,9 @@ pub struct TmdsAnswer {
 }
 
 /// Asks a TMDS base URI (`ECS_CONTAINER_METADATA_URI_V4` or `ECS_CONTAINER_METADATA_URI`) for this
-/// container and, if the labels did not say it all, its task. `notes` collects why something is missing.
-pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
+/// container and, if the labels did not say it all, its task. `details` (v4) also asks for the task
+/// document when only its launch type is missing (v3 has none). `notes` collects why something is missing.
+pub fn query_tmds(base: &str, details: bool, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
     let base = base.trim_end_matches('/');
     let mut facts = EcsFacts::default();
     match fetch_json(base, deadline) {
@@ -43,10 +48,14 @@ pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> Tmd
             }
         }
     }
-    if !facts.task_complete() {
+    if !facts.task_complete() || (details && facts.launch_type.is_none()) {
         let url = format!("{base}/task");
+        let deadline =
+            if facts.task_complete() { deadline.min(Instant::now() + TASK_DETAILS_BUDGET) } else { deadline };
         match fetch_json(&url, deadline) {
             Ok(document) => facts.fill_from(&parse_tmds_task(&document)),
+            // Only details were missing: not worth a warning.
+            Err(failure) if facts.task_complete() => crate::debug!("{url}: {}", failure.reason),
             Err(failure) => notes.push(format!("{url}: {}", failure.reason)),
         }
     }
@@ -65,7 +74,7 @@ pub fn query_introspection(agent: &str, docker_id: &str, deadline: Instant, note
     let agent = agent.trim_end_matches('/');
     let url = format!("{agent}/v1/tasks?dockerid={docker_id}");
     let mut facts = match fetch_json(&url, deadline) {
-        Ok(document) => match parse_introspection_task(&document) {
+        Ok(document) => match parse_introspection_task(&document, docker_id) {
             Some(facts) => facts,
             None => {
                 notes.push(format!("{url}: the agent answered without a task (empty error body)"));
@@ -98,33 +107,50 @@ pub fn parse_tmds_container(document: &Value) -> EcsFacts {
         family: text(&labels, LABEL_FAMILY),
         revision: text(&labels, LABEL_REVISION),
         container_name: text(document, "Name").or_else(|| text(&labels, LABEL_CONTAINER_NAME)),
+        container_arn: text(document, "ContainerARN"),
+        ..awslogs(document)
     }
 }
 
-/// The TMDS task document. On Fargate `Cluster` is the cluster's ARN, on EC2 its short name; it is
-/// passed on as given.
+/// The CloudWatch Logs group and stream of a container document whose `LogDriver` is `awslogs`.
+fn awslogs(document: &Value) -> EcsFacts {
+    if text(document, "LogDriver").as_deref() != Some("awslogs") {
+        return EcsFacts::default();
+    }
+    let options = document.get("LogOptions").unwrap_or(&Value::Null);
+    EcsFacts {
+        log_group: text(options, "awslogs-group"),
+        log_stream: text(options, "awslogs-stream"),
+        ..EcsFacts::default()
+    }
+}
+
+/// The TMDS task document. On Fargate and ECS managed instances `Cluster` is the cluster's ARN, on EC2
+/// its short name; it is passed on as given (the resolver splits an ARN into name and ARN).
 pub fn parse_tmds_task(document: &Value) -> EcsFacts {
     EcsFacts {
-        container_id: None,
         task_arn: text(document, "TaskARN"),
         cluster: text(document, "Cluster"),
         family: text(document, "Family"),
         revision: text(document, "Revision"),
-        container_name: None,
+        launch_type: text(document, "LaunchType"),
+        availability_zone: text(document, "AvailabilityZone"),
+        ..EcsFacts::default()
     }
 }
 
-/// An introspection `TaskResponse`; `None` for the agent's error body, the zero struct
-/// `{"Arn":"","KnownStatus":"",…}`.
-pub fn parse_introspection_task(document: &Value) -> Option<EcsFacts> {
+/// An introspection `TaskResponse`, the container name from its `Containers[]` entry with the
+/// `DockerId` asked for; `None` for the agent's error body, the zero struct `{"Arn":"","KnownStatus":"",…}`.
+pub fn parse_introspection_task(document: &Value, docker_id: &str) -> Option<EcsFacts> {
     let arn = text(document, "Arn")?;
+    let containers = document.get("Containers").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let container = containers.iter().find(|c| text(c, "DockerId").as_deref() == Some(docker_id));
     Some(EcsFacts {
-        container_id: None,
         task_arn: Some(arn),
-        cluster: None,
         family: text(document, "Family"),
         revision: text(document, "Version"),
-        container_name: None,
+        container_name: container.and_then(|c| text(c, "Name")),
+        ..EcsFacts::default()
     })
 }
 
@@ -194,6 +220,16 @@ mod tests {
     }
 
     #[test]
+    fn awslogs_only_for_the_awslogs_driver() {
+        let options =
+            json!({"awslogs-group": "/ecs/web", "awslogs-stream": "ecs/app/4d1f", "awslogs-region": "us-west-2"});
+        let facts = parse_tmds_container(&json!({"LogDriver": "awslogs", "LogOptions": options}));
+        assert_eq!((facts.log_group.as_deref(), facts.log_stream.as_deref()), (Some("/ecs/web"), Some("ecs/app/4d1f")));
+        let facts = parse_tmds_container(&json!({"LogDriver": "fluentd", "LogOptions": options}));
+        assert_eq!((facts.log_group, facts.log_stream), (None, None));
+    }
+
+    #[test]
     fn not_yet_created_container_has_no_id() {
         let facts = parse_tmds_container(&json!({"DockerId": "", "Name": "app"}));
         assert_eq!(facts.container_id, None);
@@ -213,10 +249,14 @@ mod tests {
     #[test]
     fn introspection_error_body_is_no_task() {
         let empty = json!({"Arn":"","KnownStatus":"","Family":"","Version":"","Containers":null});
-        assert_eq!(parse_introspection_task(&empty), None);
-        let facts = parse_introspection_task(&json!({"Arn": ARN, "Family": "web", "Version": "42"})).unwrap();
+        assert_eq!(parse_introspection_task(&empty, ID), None);
+        let facts = parse_introspection_task(&json!({"Arn": ARN, "Family": "web", "Version": "42"}), ID).unwrap();
         assert_eq!(facts.task_arn.as_deref(), Some(ARN));
         assert_eq!(facts.revision.as_deref(), Some("42"));
+        assert_eq!(facts.container_name, None);
+        let task =
+            json!({"Arn": ARN, "Containers": [{"DockerId": "", "Name": "sidecar"}, {"DockerId": ID, "Name": "app"}]});
+        assert_eq!(parse_introspection_task(&task, ID).unwrap().container_name.as_deref(), Some("app"));
     }
 
     #[test]

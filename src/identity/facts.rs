@@ -15,6 +15,13 @@ pub struct EcsFacts {
     pub family: Option<String>,
     pub revision: Option<String>,
     pub container_name: Option<String>,
+    /// `EC2`, `FARGATE`, `EXTERNAL`, `MANAGED_INSTANCES`: only the v4 task document has it.
+    pub launch_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub container_arn: Option<String>,
+    /// The CloudWatch Logs group and stream, when the container logs through the awslogs driver.
+    pub log_group: Option<String>,
+    pub log_stream: Option<String>,
 }
 
 impl EcsFacts {
@@ -36,6 +43,11 @@ impl EcsFacts {
         fill(&mut self.family, &other.family);
         fill(&mut self.revision, &other.revision);
         fill(&mut self.container_name, &other.container_name);
+        fill(&mut self.launch_type, &other.launch_type);
+        fill(&mut self.availability_zone, &other.availability_zone);
+        fill(&mut self.container_arn, &other.container_arn);
+        fill(&mut self.log_group, &other.log_group);
+        fill(&mut self.log_stream, &other.log_stream);
     }
 }
 

@@ -74,6 +74,8 @@ pub fn parse(contents: &[u8]) -> Result<MetadataFile, String> {
         family: text(&value, "TaskDefinitionFamily"),
         revision: text(&value, "TaskDefinitionRevision"),
         container_name: text(&value, "ContainerName"),
+        availability_zone: text(&value, "AvailabilityZone"),
+        ..EcsFacts::default()
     };
     Ok(MetadataFile { facts, ready })
 }

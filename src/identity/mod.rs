@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::{debug, paths, warn};
 use container_id::{pick, Pick};
 use facts::{task_id_of, EcsFacts};
+use serde_json::Value;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,6 +44,30 @@ const ECS_CLUSTER: &str = "ECS_CLUSTER";
 const ECS_TASK_FAMILY: &str = "ECS_TASK_FAMILY";
 const ECS_TASK_REVISION: &str = "ECS_TASK_REVISION";
 const ECS_CONTAINER_NAME: &str = "ECS_CONTAINER_NAME";
+const ECS_CLUSTER_ARN: &str = "ECS_CLUSTER_ARN";
+const ECS_CONTAINER_ARN: &str = "ECS_CONTAINER_ARN";
+const ECS_LAUNCH_TYPE: &str = "ECS_LAUNCH_TYPE";
+const ECS_REGION: &str = "ECS_REGION";
+const ECS_AVAILABILITY_ZONE: &str = "ECS_AVAILABILITY_ZONE";
+/// Not exported (they only feed OpenTelemetry's `aws.log.*`): named as the awslogs options.
+const LOG_GROUP: &str = "awslogs-group";
+const LOG_STREAM: &str = "awslogs-stream";
+
+/// The exported variables in export order: the first three have notes of their own in `-v`.
+const EXPORTED: [&str; 12] = [
+    DOCKER_CONTAINER_ID,
+    ECS_TASK_ARN,
+    ECS_TASK_ID,
+    ECS_CLUSTER,
+    ECS_CLUSTER_ARN,
+    ECS_TASK_FAMILY,
+    ECS_TASK_REVISION,
+    ECS_CONTAINER_NAME,
+    ECS_CONTAINER_ARN,
+    ECS_LAUNCH_TYPE,
+    ECS_REGION,
+    ECS_AVAILABILITY_ZONE,
+];
 
 /// The source of a value the user set in the environment.
 const FROM_ENVIRONMENT: &str = "environment";
@@ -58,6 +83,21 @@ pub struct Identity {
     pub family: Option<String>,
     pub revision: Option<String>,
     pub container_name: Option<String>,
+    /// The cluster's ARN; `cluster` is its short name (unless the user set ECS_CLUSTER otherwise).
+    pub cluster_arn: Option<String>,
+    pub container_arn: Option<String>,
+    /// As the metadata spells it: `EC2`, `FARGATE`, `EXTERNAL`, `MANAGED_INSTANCES`.
+    pub launch_type: Option<String>,
+    /// The task ARN's region (or the user's ECS_REGION).
+    pub region: Option<String>,
+    pub availability_zone: Option<String>,
+    /// The awslogs driver's CloudWatch Logs group and stream.
+    pub log_group: Option<String>,
+    pub log_stream: Option<String>,
+    /// AWS Batch's `AWS_BATCH_JOB_ID`, `AWS_BATCH_JOB_ATTEMPT` and `AWS_BATCH_JQ_NAME`, when valid.
+    pub batch_job_id: Option<String>,
+    pub batch_job_attempt: Option<u64>,
+    pub batch_job_queue: Option<String>,
     pub cgroup_version: Option<u8>,
     /// `ECS_TASK_ID` as the user set it (empty: set empty); `None` derives it from the task ARN.
     pub explicit_task_id: Option<String>,
@@ -79,6 +119,12 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)], files: &paths::Sel
     };
     let mut resolver = Resolver::default();
     resolver.take_explicit(env);
+    // AWS Batch's own variables: already in the workload's environment, only checked and reported.
+    let batch = |name: &str| var(name).and_then(|value| resolver.checked(name, value, FROM_ENVIRONMENT));
+    let (job, attempt, queue) = (batch("AWS_BATCH_JOB_ID"), batch("AWS_BATCH_JOB_ATTEMPT"), batch("AWS_BATCH_JQ_NAME"));
+    resolver.identity.batch_job_id = job;
+    resolver.identity.batch_job_attempt = attempt.and_then(|attempt| attempt.parse().ok());
+    resolver.identity.batch_job_queue = queue;
 
     // Local files first: they cost microseconds, and the network may use up the whole budget.
     let proc_root = paths::proc_root();
@@ -166,6 +212,7 @@ pub fn resolve(config: &Config, env: &[(OsString, OsString)], files: &paths::Sel
     if resolver.wants(ECS_TASK_ARN) {
         ask_introspection(config.ecs_agent_url.as_deref(), deadline, &mut resolver);
     }
+    resolver.derive();
     resolver.report_problems();
     resolver.explain_gaps();
     resolver.identity
@@ -208,15 +255,7 @@ impl Resolver {
     /// Takes the exported variables the user already set as the identity, source `environment`. One
     /// set empty stays unresolved (the workload sees it empty) and is not looked for.
     fn take_explicit(&mut self, env: &[(OsString, OsString)]) {
-        for name in [
-            DOCKER_CONTAINER_ID,
-            ECS_TASK_ARN,
-            ECS_TASK_ID,
-            ECS_CLUSTER,
-            ECS_TASK_FAMILY,
-            ECS_TASK_REVISION,
-            ECS_CONTAINER_NAME,
-        ] {
+        for name in EXPORTED {
             let Some((_, value)) = env.iter().find(|(key, _)| key == name) else { continue };
             let value = value.to_string_lossy().into_owned();
             debug!("{name} set in the environment ({value:?}): using it as given");
@@ -227,39 +266,22 @@ impl Resolver {
                 continue;
             }
             let value = (!value.is_empty()).then_some(value);
+            let source = value.as_ref().map(|_| FROM_ENVIRONMENT);
             match name {
-                DOCKER_CONTAINER_ID => {
-                    identity.container_id_source = value.as_ref().map(|_| FROM_ENVIRONMENT);
-                    identity.container_id = value;
-                }
-                ECS_TASK_ARN => {
-                    identity.task_arn_source = value.as_ref().map(|_| FROM_ENVIRONMENT);
-                    identity.task_arn = value;
-                }
-                ECS_CLUSTER => identity.cluster = value,
-                ECS_TASK_FAMILY => identity.family = value,
-                ECS_TASK_REVISION => identity.revision = value,
-                _ => identity.container_name = value,
+                DOCKER_CONTAINER_ID => identity.container_id_source = source,
+                ECS_TASK_ARN => identity.task_arn_source = source,
+                _ => {}
             }
+            *identity.slot(name) = value;
         }
     }
 
     /// True while `variable` is neither set by the user nor resolved.
-    fn wants(&self, variable: &str) -> bool {
-        let identity = &self.identity;
-        let resolved = match variable {
-            DOCKER_CONTAINER_ID => identity.container_id.is_some(),
-            ECS_TASK_ARN => identity.task_arn.is_some(),
-            ECS_CLUSTER => identity.cluster.is_some(),
-            ECS_TASK_FAMILY => identity.family.is_some(),
-            ECS_TASK_REVISION => identity.revision.is_some(),
-            ECS_CONTAINER_NAME => identity.container_name.is_some(),
-            _ => false,
-        };
-        !resolved && !self.explicit.contains(&variable)
+    fn wants(&mut self, variable: &str) -> bool {
+        !self.explicit.contains(&variable) && self.identity.slot(variable).is_none()
     }
 
-    fn wants_container_id(&self) -> bool {
+    fn wants_container_id(&mut self) -> bool {
         self.wants(DOCKER_CONTAINER_ID)
     }
 
@@ -271,7 +293,7 @@ impl Resolver {
     /// Asks one TMDS base URI; true when it gave an HTTP answer at all.
     fn ask_tmds(&mut self, base: &str, variable: &str, source: &'static str, deadline: Instant) -> bool {
         let mut notes = Vec::new();
-        let answer = ecs::query_tmds(base, deadline, &mut notes);
+        let answer = ecs::query_tmds(base, source == "ecs-metadata-v4", deadline, &mut notes);
         self.problems.extend(notes.iter().map(|note| format!("ECS task metadata {note}")));
         for note in &notes {
             self.note_both(&format!("{variable}: {note}"));
@@ -307,38 +329,54 @@ impl Resolver {
     /// Takes the task facts of one source where nothing more trusted (or the user) has filled them,
     /// each only when it has the shape it should have.
     fn take_task(&mut self, facts: &EcsFacts, source: &'static str) {
-        let facts = EcsFacts {
-            container_id: None,
-            task_arn: facts.task_arn.clone().and_then(|v| self.checked(ECS_TASK_ARN, v, source)),
-            cluster: facts.cluster.clone().and_then(|v| self.checked(ECS_CLUSTER, v, source)),
-            family: facts.family.clone().and_then(|v| self.checked(ECS_TASK_FAMILY, v, source)),
-            revision: facts.revision.clone().and_then(|v| self.checked(ECS_TASK_REVISION, v, source)),
-            container_name: facts.container_name.clone().and_then(|v| self.checked(ECS_CONTAINER_NAME, v, source)),
-        };
-        if self.wants(ECS_TASK_ARN) {
-            if let Some(arn) = &facts.task_arn {
-                debug!("task ARN {arn} from {source}");
-                self.identity.task_arn = Some(arn.clone());
+        let facts = facts.clone();
+        for (variable, value) in [
+            (ECS_TASK_ARN, facts.task_arn),
+            (ECS_CLUSTER, facts.cluster),
+            (ECS_TASK_FAMILY, facts.family),
+            (ECS_TASK_REVISION, facts.revision),
+            (ECS_CONTAINER_NAME, facts.container_name),
+            (ECS_CONTAINER_ARN, facts.container_arn),
+            (ECS_LAUNCH_TYPE, facts.launch_type),
+            (ECS_AVAILABILITY_ZONE, facts.availability_zone),
+            (LOG_GROUP, facts.log_group),
+            (LOG_STREAM, facts.log_stream),
+        ] {
+            let Some(value) = value.filter(|_| self.wants(variable)) else { continue };
+            let Some(value) = self.checked(variable, value, source) else { continue };
+            if variable == ECS_TASK_ARN {
+                debug!("task ARN {value} from {source}");
                 self.identity.task_arn_source = Some(source);
             }
+            *self.identity.slot(variable) = Some(value);
         }
-        for (variable, value) in [
-            (ECS_CLUSTER, &facts.cluster),
-            (ECS_TASK_FAMILY, &facts.family),
-            (ECS_TASK_REVISION, &facts.revision),
-            (ECS_CONTAINER_NAME, &facts.container_name),
-        ] {
-            if !self.wants(variable) {
-                continue;
-            }
-            let identity = &mut self.identity;
-            let slot = match variable {
-                ECS_CLUSTER => &mut identity.cluster,
-                ECS_TASK_FAMILY => &mut identity.family,
-                ECS_TASK_REVISION => &mut identity.revision,
-                _ => &mut identity.container_name,
+    }
+
+    /// The values that follow from others, once every source is in: a cluster given as an ARN (Fargate,
+    /// ECS managed instances) is split into its short name (`ECS_CLUSTER`, the same everywhere) and
+    /// `ECS_CLUSTER_ARN`; a cluster given by name (EC2) gets its ARN from the task ARN's partition,
+    /// region and account (`aws-cn` and `aws-us-gov` are partitions too); `ECS_REGION` is the task ARN's.
+    fn derive(&mut self) {
+        let task = self.identity.task_arn.clone();
+        let parts = task.as_deref().and_then(|arn| validate::ecs_arn_parts(arn, "task"));
+        if let Some(cluster) = self.identity.cluster.clone() {
+            let arn = match cluster.split_once(":cluster/") {
+                Some((_, name)) if cluster.starts_with("arn:") => {
+                    if !self.explicit.contains(&ECS_CLUSTER) {
+                        self.identity.cluster = Some(name.to_string());
+                    }
+                    Some(cluster)
+                }
+                _ => parts.map(|[partition, region, account]| {
+                    format!("arn:{partition}:ecs:{region}:{account}:cluster/{cluster}")
+                }),
             };
-            slot.clone_from(value);
+            if self.wants(ECS_CLUSTER_ARN) {
+                self.identity.cluster_arn = arn;
+            }
+        }
+        if self.wants(ECS_REGION) {
+            self.identity.region = parts.map(|[_, region, _]| region.to_string());
         }
     }
 
@@ -395,18 +433,20 @@ impl Resolver {
         if identity.task_id().is_none() && !self.explicit.contains(&ECS_TASK_ID) {
             debug!("ECS_TASK_ID not set: no task ARN");
         }
-        for (variable, value) in [
-            (ECS_CLUSTER, &identity.cluster),
-            (ECS_TASK_FAMILY, &identity.family),
-            (ECS_TASK_REVISION, &identity.revision),
-            (ECS_CONTAINER_NAME, &identity.container_name),
-        ] {
-            if value.is_none() {
-                if self.explicit.contains(&variable) {
-                    debug!("{}", set_empty(variable));
-                } else {
-                    debug!("{variable} not set: no ECS source gave it");
-                }
+        let mut copy = identity.clone();
+        for variable in &EXPORTED[3..] {
+            if copy.slot(variable).is_some() {
+                continue;
+            }
+            if self.explicit.contains(variable) {
+                debug!("{}", set_empty(variable));
+            } else {
+                let why = match *variable {
+                    ECS_REGION => "no task ARN",
+                    ECS_CLUSTER_ARN => "no cluster, or no task ARN to build its ARN from",
+                    _ => "no ECS source gave it",
+                };
+                debug!("{variable} not set: {why}");
             }
         }
     }
@@ -469,45 +509,84 @@ impl Identity {
         }
     }
 
-    /// The variables to export to the workload: (name, value) for every resolved value.
-    pub fn exports(&self) -> Vec<(String, String)> {
-        [
-            ("DOCKER_CONTAINER_ID", self.container_id.clone()),
-            ("ECS_TASK_ARN", self.task_arn.clone()),
-            ("ECS_TASK_ID", self.task_id()),
-            ("ECS_CLUSTER", self.cluster.clone()),
-            ("ECS_TASK_FAMILY", self.family.clone()),
-            ("ECS_TASK_REVISION", self.revision.clone()),
-            ("ECS_CONTAINER_NAME", self.container_name.clone()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_string(), value?)))
-        .collect()
+    /// The field behind an exported variable (or [`LOG_GROUP`] / [`LOG_STREAM`]); not `ECS_TASK_ID`,
+    /// which is derived.
+    fn slot(&mut self, variable: &str) -> &mut Option<String> {
+        match variable {
+            DOCKER_CONTAINER_ID => &mut self.container_id,
+            ECS_TASK_ARN => &mut self.task_arn,
+            ECS_CLUSTER => &mut self.cluster,
+            ECS_CLUSTER_ARN => &mut self.cluster_arn,
+            ECS_TASK_FAMILY => &mut self.family,
+            ECS_TASK_REVISION => &mut self.revision,
+            ECS_CONTAINER_NAME => &mut self.container_name,
+            ECS_CONTAINER_ARN => &mut self.container_arn,
+            ECS_LAUNCH_TYPE => &mut self.launch_type,
+            ECS_REGION => &mut self.region,
+            ECS_AVAILABILITY_ZONE => &mut self.availability_zone,
+            LOG_GROUP => &mut self.log_group,
+            LOG_STREAM => &mut self.log_stream,
+            _ => unreachable!(),
+        }
     }
 
-    /// `START container=<id> task=<arn>`.
-    pub fn start_line(&self) -> String {
+    /// The variables to export to the workload: (name, value) for every resolved value. Never
+    /// `AWS_REGION` or `AWS_DEFAULT_REGION`: those configure the workload's AWS SDKs, which is not
+    /// sentinit's business.
+    pub fn exports(&self) -> Vec<(String, String)> {
+        let mut copy = self.clone();
+        EXPORTED
+            .into_iter()
+            .filter_map(|name| {
+                let value = if name == ECS_TASK_ID { self.task_id() } else { copy.slot(name).take() };
+                Some((name.to_string(), value?))
+            })
+            .collect()
+    }
+
+    /// `START container=<id> task=<arn>`, and ` job=<id>` under AWS Batch; `END ...` likewise.
+    pub fn line(&self, word: &str) -> String {
+        let job = self.batch_job_id.as_deref().map_or(String::new(), |job| format!(" job={job}"));
         format!(
-            "START container={} task={}",
+            "{word} container={} task={}{job}",
             self.container_id.as_deref().unwrap_or("unknown"),
             self.task_arn.as_deref().unwrap_or("unknown")
         )
     }
 
-    /// The `--identity` JSON object: every value (null when unresolved) and where it came from.
+    pub fn start_line(&self) -> String {
+        self.line("START")
+    }
+
+    /// The `--identity` JSON object: every value (null when unresolved) and where it came from, keys in
+    /// alphabetical order. Built as text: a serde_json map per key costs more binary than it is worth.
     pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "container_id": self.container_id,
-            "container_id_source": self.container_id_source,
-            "task_arn": self.task_arn,
-            "task_arn_source": self.task_arn_source,
-            "task_id": self.task_id(),
-            "cluster": self.cluster,
-            "family": self.family,
-            "revision": self.revision,
-            "container_name": self.container_name,
-            "cgroup_version": self.cgroup_version,
-        })
-        .to_string()
+        let text = |value: &Option<String>| value.as_deref().map_or("null".to_string(), |v| Value::from(v).to_string());
+        let source = |value: Option<&str>| text(&value.map(str::to_string));
+        let number = |value: Option<u64>| value.map_or("null".to_string(), |n| n.to_string());
+        let members = [
+            ("availability_zone", text(&self.availability_zone)),
+            ("batch_job_attempt", number(self.batch_job_attempt)),
+            ("batch_job_id", text(&self.batch_job_id)),
+            ("batch_job_queue", text(&self.batch_job_queue)),
+            ("cgroup_version", number(self.cgroup_version.map(u64::from))),
+            ("cluster", text(&self.cluster)),
+            ("cluster_arn", text(&self.cluster_arn)),
+            ("container_arn", text(&self.container_arn)),
+            ("container_id", text(&self.container_id)),
+            ("container_id_source", source(self.container_id_source)),
+            ("container_name", text(&self.container_name)),
+            ("family", text(&self.family)),
+            ("launch_type", text(&self.launch_type)),
+            ("log_group", text(&self.log_group)),
+            ("log_stream", text(&self.log_stream)),
+            ("region", text(&self.region)),
+            ("revision", text(&self.revision)),
+            ("task_arn", text(&self.task_arn)),
+            ("task_arn_source", source(self.task_arn_source)),
+            ("task_id", text(&self.task_id())),
+        ];
+        let members: Vec<String> = members.iter().map(|(key, value)| format!("\"{key}\":{value}")).collect();
+        format!("{{{}}}", members.join(","))
     }
 }
