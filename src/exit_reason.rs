@@ -57,9 +57,13 @@ pub fn classify(outcome: &Outcome, usage: &Usage) -> ExitReason {
         // Escalation without a SIGKILL death: the workload exited just before the kill landed, on
         // its own, after the stop signal; that is `stopped`.
         ExitReason::KilledAfterStop
-    } else if sigkill && !outcome.killed_by_sentinit && usage.oom_kills.is_some_and(|kills| kills > 0) {
-        // The counter is the cgroup's: a worker killed earlier counts too, and only exact victims
-        // would tell. A main child that died of someone's SIGKILL is an OOM kill only when one happened.
+    } else if sigkill
+        && !outcome.killed_by_sentinit
+        && usage.oom_kills.is_some_and(|kills| kills > 0)
+        && usage.main_child_oom_victim != Some(false)
+    {
+        // The counter is the cgroup's: a worker killed earlier counts too. When the victims were
+        // named and the main child is not one of them, its SIGKILL came from someone else.
         ExitReason::OomKilled
     } else if outcome.stop_signal.is_some() {
         ExitReason::Stopped
@@ -121,6 +125,7 @@ mod tests {
             samples: 0,
             top_processes: Vec::new(),
             oom_victims: None,
+            main_child_oom_victim: None,
         }
     }
 
@@ -158,6 +163,16 @@ mod tests {
         // Escalated, but the workload exited on its own just before the SIGKILL landed.
         let raced = Outcome { killed_by_sentinit: true, escalated: true, stop_signal: stop, ..outcome(Exit::Code(0)) };
         assert_eq!(classify(&raced, &usage(Some(0))), ExitReason::Stopped);
+    }
+
+    #[test]
+    fn a_sigkill_from_someone_else_after_a_worker_s_oom_kill_is_signaled() {
+        let worker_named = Usage { main_child_oom_victim: Some(false), ..usage(Some(1)) };
+        assert_eq!(classify(&outcome(KILL), &worker_named), ExitReason::Signaled);
+        let main_named = Usage { main_child_oom_victim: Some(true), ..usage(Some(1)) };
+        assert_eq!(classify(&outcome(KILL), &main_named), ExitReason::OomKilled);
+        // Nobody named: the counter alone decides, as before.
+        assert_eq!(classify(&outcome(KILL), &usage(Some(1))), ExitReason::OomKilled);
     }
 
     #[test]

@@ -474,6 +474,7 @@ mod tests {
             samples: 1,
             top_processes: Vec::new(),
             oom_victims: Some(Vec::new()),
+            main_child_oom_victim: None,
         }
     }
 

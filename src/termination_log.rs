@@ -231,6 +231,7 @@ mod tests {
                 rss_bytes: 64_172_851,
                 exact: true,
             }]),
+            main_child_oom_victim: Some(true),
         }
     }
 

@@ -122,6 +122,8 @@ pub struct Usage {
     pub samples: u64,
     /// The largest processes by peak RSS, descending (see [`crate::processes`]).
     pub top_processes: Vec<crate::processes::ProcessFigures>,
+    /// Whether the main child is among the named OOM victims; `None` when none was named.
+    pub main_child_oom_victim: Option<bool>,
     /// The processes the OOM killer took; `None` when no OOM-kill counter could be read.
     pub oom_victims: Option<Vec<crate::processes::Victim>>,
 }
@@ -345,6 +347,11 @@ impl Accountant {
             processes: outcome.reaped,
             samples: self.samples.count,
             top_processes: attribution.top,
+            main_child_oom_victim: attribution
+                .oom_victims
+                .as_ref()
+                .filter(|victims| !victims.is_empty())
+                .map(|victims| victims.iter().any(|v| Some(v.pid) == self.child)),
             oom_victims: attribution.oom_victims,
         };
         // The workload's own group goes now: everything in it has been reaped. The descriptors into it
