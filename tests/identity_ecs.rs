@@ -88,7 +88,7 @@ fn as_env<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 #[test]
-fn ec2_v4_labels_give_everything_in_one_request() {
+fn ec2_v4_labels_give_the_whole_identity() {
     let agent = FakeAgent::start(|path, _| match path {
         ENDPOINT => ok(&ec2_v4_container(EC2_ID)),
         _ => not_found(),
@@ -108,7 +108,8 @@ fn ec2_v4_labels_give_everything_in_one_request() {
     assert_eq!(json["family"], "web");
     assert_eq!(json["revision"], "42");
     assert_eq!(json["container_name"], "app");
-    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()], "the labels made /task unnecessary");
+    // The labels said everything; /task is asked for its CPU limit only (here 404: no warning).
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string(), format!("{ENDPOINT}/task")]);
 
     let run = workload(&[], &as_env(&env));
     let vars = run.workload_env();
@@ -184,7 +185,7 @@ fn retries_500_and_429_inside_the_budget() {
         let json = identity(&[], &as_env(&env)).json();
         assert_eq!(json["container_id"], EC2_ID, "after {status}: {json}");
         assert_eq!(json["task_arn"], EC2_TASK);
-        assert_eq!(agent.requests().len(), 3, "{status}: {:?}", agent.requests());
+        assert_eq!(agent.requests().len(), 4, "{status}, then /task for its limits: {:?}", agent.requests());
     }
 }
 
@@ -359,7 +360,7 @@ fn tmds_wins_over_introspection_which_is_then_not_asked() {
     let json = identity(&["--ecs-agent-url", &agent.url], &as_env(&env)).json();
     assert_eq!(json["task_arn"], EC2_TASK);
     assert_eq!(json["container_id"], EC2_ID, "TMDS is trusted above the cgroup path");
-    assert_eq!(agent.requests(), vec![ENDPOINT.to_string()]);
+    assert_eq!(agent.requests(), vec![ENDPOINT.to_string(), format!("{ENDPOINT}/task")]);
 }
 
 #[test]
@@ -481,4 +482,72 @@ fn introspection_is_asked_with_the_container_id_the_user_set() {
     assert!(run.stderr().contains(&format!("START container={user_id} task={EC2_TASK}")), "{}", run.stderr());
     assert_eq!(agent.requests()[0], format!("/v1/tasks?dockerid={user_id}"));
     assert!(!agent.requests().iter().any(|r| r.contains(FIXTURE_ID)), "{:?}", agent.requests());
+}
+
+/// SENTINIT_CPU_LIMIT and SENTINIT_CPUS the workload gets from the agent's `Limits.CPU`, with no cgroup
+/// quota (an empty /sys), and what `--identity` says about them.
+fn cpu_limits_from(agent: &FakeAgent, base: &str) -> (Option<String>, Option<String>, Value) {
+    let sys = scratch_dir(&format!("limits-sys-{}", base.replace('/', "-")));
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("SENTINIT_SYS_ROOT", sys.to_string_lossy().into_owned()),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{base}", agent.url)),
+    ]);
+    let run = workload(&[], &as_env(&env));
+    let vars = run.workload_env();
+    assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+    let json = identity(&[], &as_env(&env)).json();
+    (vars.get("SENTINIT_CPU_LIMIT").cloned(), vars.get("SENTINIT_CPUS").cloned(), json)
+}
+
+fn nproc() -> u64 {
+    let out = std::process::Command::new("nproc").output().expect("nproc");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn fargate_task_cpu_limit_is_exported() {
+    // The task's Limits.CPU is 0.25 vCPU, the container's 2 units: the task's wins.
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v4/{FARGATE_ID}") => ok(&fargate_v4_container()),
+        p if p == format!("/v4/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let (limit, cpus, json) = cpu_limits_from(&agent, &format!("/v4/{FARGATE_ID}"));
+    assert_eq!((limit.as_deref(), cpus.as_deref()), (Some("0.25"), Some("1")));
+    assert_eq!(json["cpu_limit"], "0.25", "{json}");
+    assert_eq!(json["cpu_limit_source"], "ecs-task");
+}
+
+#[test]
+fn ec2_container_cpu_units_when_the_task_has_no_limit() {
+    for (units, task, expected) in [
+        (1536, None, Some(("1.5", 2))),
+        (0, None, None),
+        // A task-level limit wins over the container's units, also when the labels said everything.
+        (1536, Some(r#""Limits":{"CPU":0.5,"Memory":1024},"#), Some(("0.5", 1))),
+    ] {
+        let container = ec2_v4_container(EC2_ID).replace(r#""CPU":256"#, &format!(r#""CPU":{units}"#));
+        let task_document = task.map(|limits| ec2_v3_task().replacen('{', &format!("{{{limits}"), 1));
+        let agent = FakeAgent::start(move |path, _| match path {
+            ENDPOINT => ok(&container),
+            p if p == format!("{ENDPOINT}/task") => task_document.as_deref().map_or_else(not_found, ok),
+            _ => not_found(),
+        });
+        let (limit, cpus, json) = cpu_limits_from(&agent, ENDPOINT);
+        match expected {
+            Some((cores, rounded_up)) => {
+                assert_eq!(limit.as_deref(), Some(cores), "{units} units, task {task:?}");
+                assert_eq!(cpus, Some(rounded_up.min(nproc()).to_string()));
+                let source = if task.is_some() { "ecs-task" } else { "ecs-container" };
+                assert_eq!(json["cpu_limit_source"], source, "{json}");
+            }
+            None => {
+                assert_eq!(limit, None, "0 units: no container limit");
+                assert_eq!(cpus, Some(nproc().to_string()), "the CPU count");
+                assert_eq!(json["cpu_limit"], Value::Null, "{json}");
+            }
+        }
+        assert!(agent.requests().contains(&format!("{ENDPOINT}/task")), "{:?}", agent.requests());
+    }
 }

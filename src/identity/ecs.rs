@@ -8,7 +8,7 @@
 //! with another task's ARN.
 
 use super::container_id::{is_container_id, is_full_docker_id};
-use super::facts::{text, EcsFacts};
+use super::facts::{cpu_millis, text, EcsFacts};
 use crate::http::{self, FetchError};
 use serde_json::Value;
 use std::time::Instant;
@@ -29,8 +29,9 @@ pub struct TmdsAnswer {
 }
 
 /// Asks a TMDS base URI (`ECS_CONTAINER_METADATA_URI_V4` or `ECS_CONTAINER_METADATA_URI`) for this
-/// container and, if the labels did not say it all, its task. `notes` collects why something is missing.
-pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
+/// container and, if the labels did not say it all or `task_limits` asks for the task's limits, its
+/// task. `notes` collects why something is missing.
+pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>, task_limits: bool) -> TmdsAnswer {
     let base = base.trim_end_matches('/');
     let mut facts = EcsFacts::default();
     match fetch_json(base, deadline) {
@@ -43,11 +44,16 @@ pub fn query_tmds(base: &str, deadline: Instant, notes: &mut Vec<String>) -> Tmd
             }
         }
     }
-    if !facts.task_complete() {
+    // With `task_limits` the task document is asked for even when the labels said everything: only it
+    // has the task's CPU limit (Fargate's hard cap; on EC2 the task's cgroup, which the container
+    // cannot see). Asked only for that, a failure is no identity problem.
+    let needed = !facts.task_complete();
+    if needed || task_limits {
         let url = format!("{base}/task");
         match fetch_json(&url, deadline) {
             Ok(document) => facts.fill_from(&parse_tmds_task(&document)),
-            Err(failure) => notes.push(format!("{url}: {}", failure.reason)),
+            Err(failure) if needed => notes.push(format!("{url}: {}", failure.reason)),
+            Err(failure) => crate::debug!("{url}: {}; no task-level CPU limit from it", failure.reason),
         }
     }
     TmdsAnswer { facts, answered: true }
@@ -98,6 +104,8 @@ pub fn parse_tmds_container(document: &Value) -> EcsFacts {
         family: text(&labels, LABEL_FAMILY),
         revision: text(&labels, LABEL_REVISION),
         container_name: text(document, "Name").or_else(|| text(&labels, LABEL_CONTAINER_NAME)),
+        container_cpu_millis: cpu_millis(document, (1000, 1024)),
+        ..EcsFacts::default()
     }
 }
 
@@ -111,6 +119,8 @@ pub fn parse_tmds_task(document: &Value) -> EcsFacts {
         family: text(document, "Family"),
         revision: text(document, "Revision"),
         container_name: None,
+        task_cpu_millis: cpu_millis(document, (1000, 1)),
+        ..EcsFacts::default()
     }
 }
 
@@ -125,6 +135,7 @@ pub fn parse_introspection_task(document: &Value) -> Option<EcsFacts> {
         family: text(document, "Family"),
         revision: text(document, "Version"),
         container_name: None,
+        ..EcsFacts::default()
     })
 }
 

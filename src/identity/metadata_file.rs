@@ -74,6 +74,7 @@ pub fn parse(contents: &[u8]) -> Result<MetadataFile, String> {
         family: text(&value, "TaskDefinitionFamily"),
         revision: text(&value, "TaskDefinitionRevision"),
         container_name: text(&value, "ContainerName"),
+        ..EcsFacts::default()
     };
     Ok(MetadataFile { facts, ready })
 }

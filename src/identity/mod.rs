@@ -61,6 +61,10 @@ pub struct Identity {
     pub cgroup_version: Option<u8>,
     /// `ECS_TASK_ID` as the user set it (empty: set empty); `None` derives it from the task ARN.
     pub explicit_task_id: Option<String>,
+    /// The CPU limits the ECS task metadata endpoint states, in millicores: the task's `Limits.CPU`
+    /// and the container's (0 units: none). For `SENTINIT_CPU_LIMIT` when the cgroup has no quota.
+    pub ecs_task_cpu_millis: Option<u64>,
+    pub ecs_container_cpu_millis: Option<u64>,
 }
 
 /// Resolves the identity within `config.identity_timeout`; never fails. `env` is sentinit's own
@@ -271,13 +275,18 @@ impl Resolver {
     /// Asks one TMDS base URI; true when it gave an HTTP answer at all.
     fn ask_tmds(&mut self, base: &str, variable: &str, source: &'static str, deadline: Instant) -> bool {
         let mut notes = Vec::new();
-        let answer = ecs::query_tmds(base, deadline, &mut notes);
+        // Only v4 is asked for the task document when the labels said everything: v3 answers it with
+        // 500s for some containers, which would be retried until the deadline.
+        let answer = ecs::query_tmds(base, deadline, &mut notes, source == "ecs-metadata-v4");
         self.problems.extend(notes.iter().map(|note| format!("ECS task metadata {note}")));
         for note in &notes {
             self.note_both(&format!("{variable}: {note}"));
         }
         self.take_container_id(answer.facts.container_id.clone(), source);
         self.take_task(&answer.facts, source);
+        let identity = &mut self.identity;
+        identity.ecs_task_cpu_millis = identity.ecs_task_cpu_millis.or(answer.facts.task_cpu_millis);
+        identity.ecs_container_cpu_millis = identity.ecs_container_cpu_millis.or(answer.facts.container_cpu_millis);
         answer.answered
     }
 
@@ -314,6 +323,7 @@ impl Resolver {
             family: facts.family.clone().and_then(|v| self.checked(ECS_TASK_FAMILY, v, source)),
             revision: facts.revision.clone().and_then(|v| self.checked(ECS_TASK_REVISION, v, source)),
             container_name: facts.container_name.clone().and_then(|v| self.checked(ECS_CONTAINER_NAME, v, source)),
+            ..EcsFacts::default()
         };
         if self.wants(ECS_TASK_ARN) {
             if let Some(arn) = &facts.task_arn {
@@ -496,6 +506,11 @@ impl Identity {
 
     /// The `--identity` JSON object: every value (null when unresolved) and where it came from.
     pub fn to_json(&self) -> String {
+        self.json_value().to_string()
+    }
+
+    /// [`Identity::to_json`] as a value, for adding to.
+    pub fn json_value(&self) -> serde_json::Value {
         serde_json::json!({
             "container_id": self.container_id,
             "container_id_source": self.container_id_source,
@@ -508,6 +523,5 @@ impl Identity {
             "container_name": self.container_name,
             "cgroup_version": self.cgroup_version,
         })
-        .to_string()
     }
 }
