@@ -10,6 +10,7 @@ pub mod environ;
 pub mod exit_reason;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod log;
 pub mod otel;
 pub mod paths;
@@ -68,7 +69,15 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
         }
         Action::Identity(config) => {
             log::set_verbose(config.verbose);
-            println!("{}", identity::resolve(&config, &env, &paths::SelfFiles::read()).to_json());
+            let files = paths::SelfFiles::read();
+            let identity = identity::resolve(&config, &env, &files);
+            let (memory, cpu) = accounting::limits_now(&files);
+            let limits = limits::resolve(&env, &limits::Found::new(&identity, memory, cpu));
+            let mut json = identity.json_value();
+            if let Some(object) = json.as_object_mut() {
+                object.extend(limits.json_fields().map(|(key, value)| (key.to_string(), value)));
+            }
+            println!("{json}");
             0
         }
         Action::Run(config) => run_workload(&config, environ, &env, sentinit_started),
@@ -102,6 +111,16 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
 
     let self_files = paths::SelfFiles::read();
     let identity = identity::resolve(config, env, &self_files);
+
+    // The exec-error pipe is made before accounting opens its files: under a low RLIMIT_NOFILE
+    // accounting goes without files, the workload does not go without its start.
+    let error_pipe = spawn::error_pipe();
+    // The baseline is taken before the workload exists, so every counter's delta is the workload's. It
+    // also reads the limits, which go into the workload's environment.
+    let mut accountant = accounting::Accountant::start(config, &self_files);
+    setup.join_cgroups = accountant.join_on_start();
+    let (memory_limit, cpu_limit) = accountant.limits();
+    let limits = limits::resolve(env, &limits::Found::new(&identity, memory_limit, cpu_limit));
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
         environ.add_missing(&name, &value);
@@ -109,16 +128,14 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     if config.otel {
         otel::apply(&identity, &mut environ);
     }
+    for (name, value) in limits.exports() {
+        environ.add_missing(name, &value);
+    }
     if !config.quiet {
-        log::line(format_args!("{}", identity.start_line()));
+        log::line(format_args!("{}{}", identity.start_line(), limits.start_fields()));
     }
 
-    // Prepared (its error pipe made) before accounting opens its files: under a low RLIMIT_NOFILE
-    // accounting goes without files, the workload does not go without its start.
-    let launch = spawn::Launch::prepare(&config.command, &environ).map(spawn::Launch::with_error_pipe);
-    // The baseline is taken before the workload exists, so every counter's delta is the workload's.
-    let mut accountant = accounting::Accountant::start(config, &self_files);
-    setup.join_cgroups = accountant.join_on_start();
+    let launch = spawn::Launch::prepare(&config.command, &environ).map(|launch| launch.with_error_pipe(error_pipe));
     let started = launch.and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
         let display = launch.display().to_string();

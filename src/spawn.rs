@@ -4,7 +4,7 @@
 //! Everything that can fail in a way worth explaining (command not found, not executable, a missing
 //! interpreter) is decided before the fork or reported back through a close-on-exec pipe, so the error
 //! line names the path and the exit code is 127 or 126 as shells and tini use them. The pipe is made
-//! in [`Launch::prepare`], before accounting opens its files, so that a low RLIMIT_NOFILE costs
+//! by [`error_pipe`], before accounting opens its files, so that a low RLIMIT_NOFILE costs
 //! accounting its files rather than the workload its start; without a pipe at all the workload still
 //! starts, and an exec failure is only an exit code. Between fork and exec the child only makes system
 //! calls: no allocation, no locks.
@@ -95,6 +95,19 @@ pub enum Interpreter {
     Loader(Option<String>),
 }
 
+/// Makes the close-on-exec pipe a failed exec is reported through: (read end, write end). Made before
+/// accounting opens its files, and before the workload's environment is known (the accounting's
+/// limits go into it); without it the workload still starts (see the module doc).
+pub fn error_pipe() -> Option<(OwnedFd, OwnedFd)> {
+    match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => Some(pipe),
+        Err(e) => {
+            crate::warn!("cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code");
+            None
+        }
+    }
+}
+
 /// What the child needs to exec, prepared before the fork.
 pub struct Launch {
     program: CString,
@@ -135,15 +148,9 @@ impl Launch {
         Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp, error_pipe: None })
     }
 
-    /// Makes the close-on-exec pipe a failed exec is reported through. Called before accounting opens
-    /// its files; without it the workload still starts (see the module doc).
-    pub fn with_error_pipe(mut self) -> Launch {
-        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(pipe) => self.error_pipe = Some(pipe),
-            Err(e) => {
-                crate::warn!("cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code")
-            }
-        }
+    /// Hands the child the pipe from [`error_pipe`] to report a failed exec through.
+    pub fn with_error_pipe(mut self, pipe: Option<(OwnedFd, OwnedFd)>) -> Launch {
+        self.error_pipe = pipe;
         self
     }
 

@@ -141,7 +141,9 @@ fn show(bytes: &[u8]) -> String {
 
 /// The variables sentinit itself exports.
 fn is_sentinit_export(name: &[u8]) -> bool {
-    name == b"DOCKER_CONTAINER_ID" || name.starts_with(b"ECS_")
+    name == b"DOCKER_CONTAINER_ID"
+        || name.starts_with(b"ECS_")
+        || [&b"SENTINIT_CPU_LIMIT"[..], b"SENTINIT_CPUS", b"SENTINIT_MEMORY_LIMIT_BYTES"].contains(&name)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -799,7 +799,9 @@ fn aws_batch_job_in_the_start_and_end_lines_and_the_report() {
     let stderr = run.stderr();
     for word in ["START", "END"] {
         let line = stderr.lines().find(|l| l.starts_with(word)).unwrap_or_default();
-        assert!(line.ends_with(&format!(" task=unknown job={job}")), "{stderr}");
+        // The START line goes on with the limits (cpus=...).
+        let rest = line.split_once(&format!(" task=unknown job={job}")).map(|(_, rest)| rest);
+        assert!(rest.is_some_and(|rest| rest.is_empty() || rest.starts_with(" cpus=")), "{stderr}");
     }
     let report = json_report(&stderr);
     assert_eq!(report["batch_job_id"], job);
@@ -820,7 +822,10 @@ fn aws_batch_job_in_the_start_and_end_lines_and_the_report() {
     // Outside Batch: no job= and nulls.
     let run = workload(&["--report", "text,json"], &as_env(&env[..1]));
     let stderr = run.stderr();
-    assert!(stderr.lines().any(|l| l.starts_with("START ") && l.ends_with(" task=unknown")), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("START ") && l.contains(" task=unknown") && !l.contains("job=")),
+        "{stderr}"
+    );
     let report = json_report(&stderr);
     for key in ["batch_job_id", "batch_job_attempt", "batch_job_queue"] {
         assert_eq!(report[key], Value::Null, "{key}");
@@ -838,12 +843,81 @@ fn aws_batch_values_of_the_wrong_shape_are_dropped() {
     ];
     let run = workload(&["-v", "--report", "text,json"], &as_env(&env));
     let stderr = run.stderr();
-    assert!(stderr.contains("START container=unknown task=unknown\n"), "{stderr}");
+    let start = stderr.lines().find(|l| l.starts_with("START")).unwrap_or_default();
+    assert!(start.starts_with("START container=unknown task=unknown") && !start.contains("job="), "{stderr}");
     assert!(stderr.contains("AWS_BATCH_JOB_ID from environment dropped"), "{stderr}");
     assert!(stderr.contains("AWS_BATCH_JOB_ATTEMPT from environment dropped: not a number"), "{stderr}");
     assert!(stderr.contains("AWS_BATCH_JQ_NAME from environment dropped"), "{stderr}");
     let report = json_report(&stderr);
     for key in ["batch_job_id", "batch_job_attempt", "batch_job_queue"] {
         assert_eq!(report[key], Value::Null, "{key}");
+    }
+}
+
+/// SENTINIT_CPU_LIMIT and SENTINIT_CPUS the workload gets from the agent's `Limits.CPU`, with no cgroup
+/// quota (an empty /sys), and what `--identity` says about them.
+fn cpu_limits_from(agent: &FakeAgent, base: &str) -> (Option<String>, Option<String>, Value) {
+    let sys = scratch_dir(&format!("limits-sys-{}", base.replace('/', "-")));
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("SENTINIT_SYS_ROOT", sys.to_string_lossy().into_owned()),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{base}", agent.url)),
+    ]);
+    let run = workload(&[], &as_env(&env));
+    let vars = run.workload_env();
+    assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+    let json = identity(&[], &as_env(&env)).json();
+    (vars.get("SENTINIT_CPU_LIMIT").cloned(), vars.get("SENTINIT_CPUS").cloned(), json)
+}
+
+fn nproc() -> u64 {
+    let out = std::process::Command::new("nproc").output().expect("nproc");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn fargate_task_cpu_limit_is_exported() {
+    // The task's Limits.CPU is 0.25 vCPU, the container's 2 units: the task's wins.
+    let agent = FakeAgent::start(|path, _| match path {
+        p if p == format!("/v4/{FARGATE_ID}") => ok(&fargate_v4_container()),
+        p if p == format!("/v4/{FARGATE_ID}/task") => ok(&fargate_v4_task()),
+        _ => not_found(),
+    });
+    let (limit, cpus, json) = cpu_limits_from(&agent, &format!("/v4/{FARGATE_ID}"));
+    assert_eq!((limit.as_deref(), cpus.as_deref()), (Some("0.25"), Some("1")));
+    assert_eq!(json["cpu_limit"], "0.25", "{json}");
+    assert_eq!(json["cpu_limit_source"], "ecs-task");
+}
+
+#[test]
+fn ec2_container_cpu_units_when_the_task_has_no_limit() {
+    for (units, task, expected) in [
+        (1536, None, Some(("1.5", 2))),
+        (0, None, None),
+        // A task-level limit wins over the container's units, also when the labels said everything.
+        (1536, Some(r#""Limits":{"CPU":0.5,"Memory":1024},"#), Some(("0.5", 1))),
+    ] {
+        let container = ec2_v4_container(EC2_ID).replace(r#""CPU":256"#, &format!(r#""CPU":{units}"#));
+        let task_document = task.map(|limits| ec2_v3_task().replacen('{', &format!("{{{limits}"), 1));
+        let agent = FakeAgent::start(move |path, _| match path {
+            ENDPOINT => ok(&container),
+            p if p == format!("{ENDPOINT}/task") => task_document.as_deref().map_or_else(not_found, ok),
+            _ => not_found(),
+        });
+        let (limit, cpus, json) = cpu_limits_from(&agent, ENDPOINT);
+        match expected {
+            Some((cores, rounded_up)) => {
+                assert_eq!(limit.as_deref(), Some(cores), "{units} units, task {task:?}");
+                assert_eq!(cpus, Some(rounded_up.min(nproc()).to_string()));
+                let source = if task.is_some() { "ecs-task" } else { "ecs-container" };
+                assert_eq!(json["cpu_limit_source"], source, "{json}");
+            }
+            None => {
+                assert_eq!(limit, None, "0 units: no container limit");
+                assert_eq!(cpus, Some(nproc().to_string()), "the CPU count");
+                assert_eq!(json["cpu_limit"], Value::Null, "{json}");
+            }
+        }
+        assert!(agent.requests().contains(&format!("{ENDPOINT}/task")), "{:?}", agent.requests());
     }
 }

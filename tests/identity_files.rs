@@ -134,7 +134,9 @@ fn a_host_login_session_resolves_nothing() {
 fn without_v_an_unresolved_identity_is_silent_apart_from_start() {
     let run = workload(&[], &[("SENTINIT_PROC_ROOT", &fixture("host-login-session"))]);
     let stderr = run.stderr();
-    assert_eq!(stderr.lines().next(), Some("START container=unknown task=unknown"), "{stderr}");
+    // The START line, with the CPU count (the limits: tests/limits.rs) and nothing else.
+    let start = stderr.lines().next().unwrap_or_default();
+    assert!(start.starts_with("START container=unknown task=unknown cpus="), "{stderr}");
     assert!(!stderr.contains("sentinit:"), "no warnings or explanations without -v: {stderr}");
 }
 

@@ -41,6 +41,7 @@ const V2_SCENARIOS: &[&str] = &[
     "own-group",
     "shared-group",
     "own-readonly",
+    "cpu-limit",
 ];
 
 fn vm_dir() -> PathBuf {
@@ -699,6 +700,36 @@ fn v2_matrix(series: &str) {
             ro,
             "own-readonly",
             &[("exit_code", int(0)), ("cgroup_scope", str_("container")), ("memory_limit_bytes", int(LIMIT_64M))],
+        );
+    }
+    if selected("SENTINIT_VM_SCENARIOS", "cpu-limit") {
+        let limit = s("cpu-limit");
+        c.eq(limit, "cpu-limit", "status", "0");
+        c.eq(limit, "cpu-limit", "leftover_groups", "0");
+        let cgroup = limit.get("workload_cgroup").unwrap_or_default();
+        c.check(
+            cgroup.starts_with("0::/cpu-limit/ctr/sentinit-"),
+            format!("cpu-limit: the workload ran in {cgroup}, expected a group of its own below ctr"),
+        );
+        // The parent's 1.5 cores, rounded up to 2 CPUs, capped by the VM's vCPUs.
+        let cpus = limit.number("vcpus").unwrap_or(0).min(2).to_string();
+        c.eq(limit, "cpu-limit", "cpu_limit", "1.5");
+        c.eq(limit, "cpu-limit", "cpus", &cpus);
+        c.eq(limit, "cpu-limit", "memory_limit", &LIMIT_64M.to_string());
+        let start = format!(" cpus={cpus} cpu_limit=1.5 memory_limit={LIMIT_64M}");
+        c.check(
+            limit.lines.iter().any(|l| l.starts_with("START ") && l.ends_with(&start)),
+            format!("cpu-limit: no START line ending with '{start}'"),
+        );
+        c.report(
+            limit,
+            "cpu-limit",
+            &[
+                ("exit_code", int(0)),
+                ("cgroup_scope", str_("own")),
+                ("cpu_limit_cores", Expect::Between(1.499, 1.501)),
+                ("memory_limit_bytes", int(LIMIT_64M)),
+            ],
         );
     }
     c.finish(&log.text);

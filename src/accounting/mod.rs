@@ -138,7 +138,7 @@ impl Usage {
 
     pub fn cpu_limit_cores(&self) -> Option<f64> {
         match self.cpu_limit? {
-            CpuLimit::Cores(cores) => Some(cores),
+            CpuLimit::Millicores(millis) => Some(millis as f64 / 1000.0),
             CpuLimit::Unlimited => None,
         }
     }
@@ -198,6 +198,12 @@ impl Accountant {
         accountant.last_heartbeat = (now, Some(0));
         accountant.last_tick_cpu = (now, Some(0));
         accountant
+    }
+
+    /// The memory and CPU limits read at start, the tightest along the ancestors: those of the workload's
+    /// own group too, which inherits them (see [`crate::limits`]).
+    pub fn limits(&self) -> (Option<Limit>, Option<CpuLimit>) {
+        (self.baseline.memory_limit, self.baseline.cpu_limit)
     }
 
     /// The `cgroup.procs` files the workload joins between fork and exec (its own group), if any.
@@ -447,6 +453,16 @@ impl crate::supervise::Observer for Accountant {
     }
 }
 
+/// The memory and CPU limits of the cgroup sentinit is in, for `--identity`, which starts no accountant:
+/// the same readers, with descriptors held for this one read only.
+pub fn limits_now(files: &crate::paths::SelfFiles) -> (Option<Limit>, Option<CpuLimit>) {
+    let mut reading = Reading::default();
+    for mut controller in open_controllers(&discover::discover(files)) {
+        controller.limits(&mut reading);
+    }
+    (reading.memory_limit, reading.cpu_limit)
+}
+
 fn describe(location: &Option<discover::Location>) -> String {
     match location {
         Some(l) => format!("v{} {}", l.version, l.dir.display()),
@@ -464,10 +480,11 @@ fn open_controllers(cgroups: &Cgroups) -> Vec<Box<dyn Controller>> {
         });
     }
     if let Some(l) = &cgroups.cpu {
+        let ancestors = v2::ancestors(&l.dir, &l.mount_point);
         controllers.push(if l.version == 1 {
-            Box::new(v1::Cpu::open(&l.dir))
+            Box::new(v1::Cpu::open(&l.dir, &ancestors))
         } else {
-            Box::new(v2::Cpu::open(&l.dir, cgroups.v2_cpu_controller))
+            Box::new(v2::Cpu::open(&l.dir, cgroups.v2_cpu_controller, &ancestors))
         });
     }
     if let Some(l) = &cgroups.cpuacct {
@@ -513,7 +530,7 @@ fn cores_between(from: (Instant, Option<u64>), to: (Instant, Option<u64>), max_c
 }
 
 /// The CPUs this process may run on (sched_getaffinity), which the workload inherits.
-fn affinity_cpus() -> Option<usize> {
+pub fn affinity_cpus() -> Option<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it in.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: the size passed is that of the live local above.
@@ -526,7 +543,10 @@ fn affinity_cpus() -> Option<usize> {
 fn max_cores(cpus: Option<usize>, limit: Option<CpuLimit>) -> Option<f64> {
     let cpus = cpus.map(|n| n as f64);
     match limit {
-        Some(CpuLimit::Cores(limit)) if limit > 0.0 => Some(cpus.map_or(limit, |n| n.min(limit))),
+        Some(CpuLimit::Millicores(millis)) if millis > 0 => {
+            let limit = millis as f64 / 1000.0;
+            Some(cpus.map_or(limit, |n| n.min(limit)))
+        }
         _ => cpus,
     }
 }
@@ -632,10 +652,10 @@ mod tests {
         assert_eq!(cores_between((start, Some(0)), (later, Some(20_000)), Some(1.0)), Some(1.0));
         assert_eq!(cores_between((start, Some(0)), (later, Some(5_000)), Some(1.0)), Some(0.5));
         assert_eq!(cores_between((start, Some(0)), (start, Some(5_000)), Some(1.0)), None, "no time passed");
-        assert_eq!(max_cores(Some(8), Some(CpuLimit::Cores(1.5))), Some(1.5));
-        assert_eq!(max_cores(Some(2), Some(CpuLimit::Cores(4.0))), Some(2.0));
+        assert_eq!(max_cores(Some(8), Some(CpuLimit::Millicores(1500))), Some(1.5));
+        assert_eq!(max_cores(Some(2), Some(CpuLimit::Millicores(4000))), Some(2.0));
         assert_eq!(max_cores(Some(2), Some(CpuLimit::Unlimited)), Some(2.0));
-        assert_eq!(max_cores(None, Some(CpuLimit::Cores(0.5))), Some(0.5));
+        assert_eq!(max_cores(None, Some(CpuLimit::Millicores(500))), Some(0.5));
         assert_eq!(max_cores(None, None), None);
         assert!(affinity_cpus().is_some_and(|n| n >= 1));
     }

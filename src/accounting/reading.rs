@@ -6,11 +6,32 @@
 
 use super::files::Limit;
 
-/// A CPU limit in cores, or none.
+/// A CPU limit in thousandths of a core (integers: sentinit parses and prints no floating point), or
+/// none.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CpuLimit {
-    Cores(f64),
+    Millicores(u64),
     Unlimited,
+}
+
+impl CpuLimit {
+    /// A CFS quota of `quota` µs per `period` µs, rounded to the nearest millicore and at least 1 (a
+    /// quota is never no CPU at all).
+    pub fn from_quota(quota: u64, period: u64) -> CpuLimit {
+        let millis = (u128::from(quota) * 1000 + u128::from(period) / 2) / u128::from(period.max(1));
+        CpuLimit::Millicores(u64::try_from(millis).unwrap_or(u64::MAX).max(1))
+    }
+
+    /// The tighter of two limits (the kernel enforces every quota along the ancestors).
+    pub fn min(self, other: CpuLimit) -> CpuLimit {
+        match (self, other) {
+            (CpuLimit::Millicores(a), CpuLimit::Millicores(b)) => CpuLimit::Millicores(a.min(b)),
+            (CpuLimit::Millicores(a), CpuLimit::Unlimited) | (CpuLimit::Unlimited, CpuLimit::Millicores(a)) => {
+                CpuLimit::Millicores(a)
+            }
+            (CpuLimit::Unlimited, CpuLimit::Unlimited) => CpuLimit::Unlimited,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]

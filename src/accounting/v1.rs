@@ -19,7 +19,7 @@
 use super::files::{CounterFile, Limit};
 use super::reading::{Controller, CpuLimit, Reading};
 use super::subtree::Subtree;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What v1 memory files read when there is no limit.
 pub const UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
@@ -109,16 +109,43 @@ fn tightest(own: Option<u64>, hierarchical: Option<u64>) -> Option<Limit> {
 /// The `cpu` hierarchy: CFS quota and throttling.
 pub struct Cpu {
     stat: Option<CounterFile>,
-    quota: Option<CounterFile>,
-    period: Option<CounterFile>,
+    quota: Option<QuotaFiles>,
+    /// The ancestors' quotas inside the mount, nearest first: CFS enforces each of them.
+    ancestor_quotas: Vec<QuotaFiles>,
+}
+
+/// `cpu.cfs_quota_us` and `cpu.cfs_period_us` of one group.
+struct QuotaFiles {
+    quota: CounterFile,
+    period: CounterFile,
+}
+
+impl QuotaFiles {
+    fn open(dir: &Path) -> Option<QuotaFiles> {
+        Some(QuotaFiles {
+            quota: CounterFile::open(dir, "cpu.cfs_quota_us")?,
+            period: CounterFile::open(dir, "cpu.cfs_period_us")?,
+        })
+    }
+
+    /// -1 is no quota; anything unreadable or malformed is unknown.
+    fn limit(&mut self) -> Option<CpuLimit> {
+        let quota = self.quota.read().and_then(|q| q.trim().parse::<i64>().ok())?;
+        if quota < 0 {
+            return Some(CpuLimit::Unlimited);
+        }
+        let period = self.period.value().filter(|p| *p > 0)?;
+        Some(CpuLimit::from_quota(quota as u64, period))
+    }
 }
 
 impl Cpu {
-    pub fn open(dir: &Path) -> Cpu {
+    /// `ancestors`: the parent groups visible inside the mount, nearest first (see [`super::v2::ancestors`]).
+    pub fn open(dir: &Path, ancestors: &[PathBuf]) -> Cpu {
         Cpu {
             stat: CounterFile::open(dir, "cpu.stat"),
-            quota: CounterFile::open(dir, "cpu.cfs_quota_us"),
-            period: CounterFile::open(dir, "cpu.cfs_period_us"),
+            quota: QuotaFiles::open(dir),
+            ancestor_quotas: ancestors.iter().filter_map(|a| QuotaFiles::open(a)).collect(),
         }
     }
 }
@@ -131,13 +158,12 @@ impl Controller for Cpu {
     }
 
     fn limits(&mut self, r: &mut Reading) {
-        let quota = self.quota.as_mut().and_then(CounterFile::read).and_then(|q| q.trim().parse::<i64>().ok());
-        let period = self.period.as_mut().and_then(CounterFile::value).filter(|p| *p > 0);
-        r.cpu_limit = match (quota, period) {
-            (Some(q), _) if q < 0 => Some(CpuLimit::Unlimited),
-            (Some(q), Some(p)) => Some(CpuLimit::Cores(q as f64 / p as f64)),
-            _ => None,
-        };
+        // The group's own quota must be readable: an ancestor's alone would hide a malformed own file.
+        r.cpu_limit = self
+            .quota
+            .as_mut()
+            .and_then(QuotaFiles::limit)
+            .map(|own| self.ancestor_quotas.iter_mut().filter_map(QuotaFiles::limit).fold(own, CpuLimit::min));
     }
 }
 

@@ -97,15 +97,25 @@ pub fn ancestors(dir: &Path, mount_point: &Path) -> Vec<PathBuf> {
 pub struct Cpu {
     stat: Option<CounterFile>,
     max: Option<CounterFile>,
+    /// cpu.max of the ancestors inside the mount, nearest first: the kernel enforces the tightest
+    /// (an ECS task's or a Kubernetes pod's quota lives on a parent group).
+    ancestor_max: Vec<CounterFile>,
     pressure: Option<CounterFile>,
 }
 
 impl Cpu {
     /// `controller`: the group lists `cpu`, so cpu.max and the throttling counters mean something.
-    pub fn open(dir: &Path, controller: bool) -> Cpu {
+    /// `ancestors`: the parent groups visible inside the mount, nearest first (see [`ancestors`]); a
+    /// parent lists `cpu` whenever its child does.
+    pub fn open(dir: &Path, controller: bool, ancestors: &[PathBuf]) -> Cpu {
         Cpu {
             stat: CounterFile::open(dir, "cpu.stat"),
             max: if controller { CounterFile::open(dir, "cpu.max") } else { None },
+            ancestor_max: if controller {
+                ancestors.iter().filter_map(|a| CounterFile::open(a, "cpu.max")).collect()
+            } else {
+                Vec::new()
+            },
             pressure: CounterFile::open(dir, "cpu.pressure"),
         }
     }
@@ -121,7 +131,12 @@ impl Controller for Cpu {
     }
 
     fn limits(&mut self, r: &mut Reading) {
-        r.cpu_limit = self.max.as_mut().and_then(CounterFile::read).and_then(parse_cpu_max);
+        // The group's own cpu.max must be readable, as for memory.max.
+        let ancestors = &mut self.ancestor_max;
+        r.cpu_limit =
+            self.max.as_mut().and_then(CounterFile::read).and_then(parse_cpu_max).map(|own| {
+                ancestors.iter_mut().filter_map(|f| f.read().and_then(parse_cpu_max)).fold(own, CpuLimit::min)
+            });
     }
 }
 
@@ -135,7 +150,7 @@ pub fn parse_cpu_max(text: &str) -> Option<CpuLimit> {
     if quota == "max" {
         return Some(CpuLimit::Unlimited);
     }
-    Some(CpuLimit::Cores(quota.parse::<u64>().ok()? as f64 / period as f64))
+    Some(CpuLimit::from_quota(quota.parse::<u64>().ok()?, period))
 }
 
 pub struct Pids {
@@ -165,7 +180,10 @@ mod tests {
     #[test]
     fn cpu_max() {
         assert_eq!(parse_cpu_max("max 100000\n"), Some(CpuLimit::Unlimited));
-        assert_eq!(parse_cpu_max("50000 100000\n"), Some(CpuLimit::Cores(0.5)));
+        assert_eq!(parse_cpu_max("50000 100000\n"), Some(CpuLimit::Millicores(500)));
+        assert_eq!(parse_cpu_max("150000 100000"), Some(CpuLimit::Millicores(1500)));
+        assert_eq!(parse_cpu_max("33333 100000"), Some(CpuLimit::Millicores(333)));
+        assert_eq!(parse_cpu_max("1 1000000"), Some(CpuLimit::Millicores(1)), "never 0");
         assert_eq!(parse_cpu_max("50000"), None);
         assert_eq!(parse_cpu_max("x 100000"), None);
         assert_eq!(parse_cpu_max("1 0"), None);

@@ -8,7 +8,7 @@
 //! with another task's ARN.
 
 use super::container_id::{is_container_id, is_full_docker_id};
-use super::facts::{text, EcsFacts};
+use super::facts::{cpu_millis, text, EcsFacts};
 use crate::http::{self, FetchError};
 use serde_json::Value;
 use std::time::Instant;
@@ -33,8 +33,10 @@ pub struct TmdsAnswer {
 }
 
 /// Asks a TMDS base URI (`ECS_CONTAINER_METADATA_URI_V4` or `ECS_CONTAINER_METADATA_URI`) for this
-/// container and, if the labels did not say it all, its task. `details` (v4) also asks for the task
-/// document when only its launch type is missing (v3 has none). `notes` collects why something is missing.
+/// container and, if the labels did not say it all, its task. `details` (v4) asks for the task document
+/// even when the labels said everything: only it has the launch type, the availability zone and the
+/// task's CPU limit (Fargate's hard cap; on EC2 the task's cgroup, which the container cannot see).
+/// `notes` collects why something is missing.
 pub fn query_tmds(base: &str, details: bool, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
     let base = base.trim_end_matches('/');
     let mut facts = EcsFacts::default();
@@ -108,6 +110,7 @@ pub fn parse_tmds_container(document: &Value) -> EcsFacts {
         revision: text(&labels, LABEL_REVISION),
         container_name: text(document, "Name").or_else(|| text(&labels, LABEL_CONTAINER_NAME)),
         container_arn: text(document, "ContainerARN"),
+        container_cpu_millis: cpu_millis(document, (1000, 1024)),
         ..awslogs(document)
     }
 }
@@ -135,6 +138,7 @@ pub fn parse_tmds_task(document: &Value) -> EcsFacts {
         revision: text(document, "Revision"),
         launch_type: text(document, "LaunchType"),
         availability_zone: text(document, "AvailabilityZone"),
+        task_cpu_millis: cpu_millis(document, (1000, 1)),
         ..EcsFacts::default()
     }
 }

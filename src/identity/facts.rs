@@ -22,6 +22,11 @@ pub struct EcsFacts {
     /// The CloudWatch Logs group and stream, when the container logs through the awslogs driver.
     pub log_group: Option<String>,
     pub log_stream: Option<String>,
+    /// The task document's `Limits.CPU` (vCPU), in millicores.
+    pub task_cpu_millis: Option<u64>,
+    /// The container document's `Limits.CPU` (CPU units, 1024 to a vCPU), in millicores; `None` for 0,
+    /// which means the container has no CPU limit of its own.
+    pub container_cpu_millis: Option<u64>,
 }
 
 impl EcsFacts {
@@ -48,6 +53,8 @@ impl EcsFacts {
         fill(&mut self.container_arn, &other.container_arn);
         fill(&mut self.log_group, &other.log_group);
         fill(&mut self.log_stream, &other.log_stream);
+        self.task_cpu_millis = self.task_cpu_millis.or(other.task_cpu_millis);
+        self.container_cpu_millis = self.container_cpu_millis.or(other.container_cpu_millis);
     }
 }
 
@@ -58,6 +65,21 @@ pub fn text(object: &Value, key: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// `Limits.CPU` of a TMDS document in millicores, at `millis` millicores per `per` units: `(1000, 1)`
+/// for the task's vCPU, `(1000, 1024)` for a container's CPU units. The task's figure can be a fraction
+/// (0.25): it is taken from serde_json's number, with no float parsing or printing of sentinit's own,
+/// and rounded to the nearest millicore. `None` for 0, a negative or a missing figure.
+pub fn cpu_millis(document: &Value, (millis, per): (u64, u64)) -> Option<u64> {
+    let cpu = document.get("Limits")?.get("CPU")?;
+    let exact = cpu.as_u64().map(|n| (u128::from(n) * u128::from(millis) + u128::from(per) / 2) / u128::from(per));
+    let value = exact.map(|m| u64::try_from(m).unwrap_or(u64::MAX)).or_else(|| {
+        let n = cpu.as_f64().filter(|n| n.is_finite() && *n > 0.0)?;
+        // Saturates for absurd figures; rounds to the nearest millicore.
+        Some((n * millis as f64 / per as f64 + 0.5) as u64)
+    })?;
+    (value > 0).then_some(value)
 }
 
 /// The last component of a task ARN (`arn:aws:ecs:<region>:<account>:task/[<cluster>/]<id>`).
@@ -83,6 +105,24 @@ mod tests {
         );
         assert_eq!(task_id_of("arn:aws:ecs:us-east-1:111122223333:task/"), None);
         assert_eq!(task_id_of("not an arn"), None);
+    }
+
+    #[test]
+    fn cpu_limits_in_millicores() {
+        let cpu = |v: Value| cpu_millis(&serde_json::json!({ "Limits": { "CPU": v } }), (1000, 1));
+        assert_eq!(cpu(serde_json::json!(0.25)), Some(250));
+        assert_eq!(cpu(serde_json::json!(2)), Some(2000));
+        assert_eq!(cpu(serde_json::json!(1.1)), Some(1100));
+        assert_eq!(cpu(serde_json::json!(0)), None);
+        assert_eq!(cpu(serde_json::json!(-1)), None);
+        assert_eq!(cpu(serde_json::json!("2")), None);
+        let units = |v: Value| cpu_millis(&serde_json::json!({ "Limits": { "CPU": v } }), (1000, 1024));
+        assert_eq!(units(serde_json::json!(1536)), Some(1500));
+        assert_eq!(units(serde_json::json!(256)), Some(250));
+        assert_eq!(units(serde_json::json!(10)), Some(10));
+        assert_eq!(units(serde_json::json!(0)), None);
+        assert_eq!(cpu_millis(&serde_json::json!({ "Limits": {} }), (1000, 1)), None);
+        assert_eq!(cpu_millis(&serde_json::json!({}), (1000, 1)), None);
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub struct Identity {
     pub cgroup_version: Option<u8>,
     /// `ECS_TASK_ID` as the user set it (empty: set empty); `None` derives it from the task ARN.
     pub explicit_task_id: Option<String>,
+    /// The CPU limits the ECS task metadata endpoint states, in millicores: the task's `Limits.CPU`
+    /// and the container's (0 units: none). For `SENTINIT_CPU_LIMIT` when the cgroup has no quota.
+    pub ecs_task_cpu_millis: Option<u64>,
+    pub ecs_container_cpu_millis: Option<u64>,
 }
 
 /// Resolves the identity within `config.identity_timeout`; never fails. `env` is sentinit's own
@@ -300,6 +304,9 @@ impl Resolver {
         }
         self.take_container_id(answer.facts.container_id.clone(), source);
         self.take_task(&answer.facts, source);
+        let identity = &mut self.identity;
+        identity.ecs_task_cpu_millis = identity.ecs_task_cpu_millis.or(answer.facts.task_cpu_millis);
+        identity.ecs_container_cpu_millis = identity.ecs_container_cpu_millis.or(answer.facts.container_cpu_millis);
         answer.answered
     }
 
@@ -588,5 +595,10 @@ impl Identity {
         ];
         let members: Vec<String> = members.iter().map(|(key, value)| format!("\"{key}\":{value}")).collect();
         format!("{{{}}}", members.join(","))
+    }
+
+    /// [`Identity::to_json`] as a value, for adding to (`--identity` adds the limits).
+    pub fn json_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.to_json()).unwrap_or_default()
     }
 }

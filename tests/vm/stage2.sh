@@ -246,6 +246,25 @@ sc_own_readonly() {
     r own-readonly leftover_groups "$(find "$g" -mindepth 1 -type d | wc -l)"
 }
 
+# cpu.max 1.5 cores and memory.max 64M on a parent group (an ECS task's or a pod's), `max` on the
+# container's group below it, and --cgroup own: the workload, in a group of its own two levels below the
+# limits, is given them (SENTINIT_CPUS capped at the VM's vCPUs).
+sc_cpu_limit() {
+    g=$(new_group cpu-limit 64M)
+    echo "150000 100000" >"$g/cpu.max"
+    echo "+memory +cpu +pids" >"$g/cgroup.subtree_control"
+    mkdir "$g/ctr"
+    in_group "$g/ctr" $SENTINIT --cgroup own -- /bin/sh -c '
+        echo "@@R cpu-limit workload_cgroup $(cat /proc/self/cgroup)"
+        echo "@@R cpu-limit cpu_limit ${SENTINIT_CPU_LIMIT-unset}"
+        echo "@@R cpu-limit cpus ${SENTINIT_CPUS-unset}"
+        echo "@@R cpu-limit memory_limit ${SENTINIT_MEMORY_LIMIT_BYTES-unset}"' >/tmp/cpu-limit.out 2>&1
+    r cpu-limit status $?
+    r cpu-limit vcpus "$(grep -c '^processor' /proc/cpuinfo)"
+    show /tmp/cpu-limit.out
+    r cpu-limit leftover_groups "$(find "$g/ctr" -mindepth 1 -type d | wc -l)"
+}
+
 # ---------------------------------------------------------------------------- cgroup v1 layout
 # Docker's hybrid host: every v1 controller mounted, name=systemd, and an (empty) cgroup2 at unified.
 setup_v1() {
