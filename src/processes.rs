@@ -682,7 +682,15 @@ fn push_victim(victims: &mut Vec<Victim>, victim: Victim) {
         victim.pid,
         if victim.exact { "reaped by sentinit" } else { "ended between two samples" }
     );
-    if victims.len() < MAX_VICTIMS && !victims.iter().any(|v| v.pid == victim.pid && v.exact == victim.exact) {
+    // One process, one entry: the exact one when both ways named it (it was sampled, and sentinit
+    // reaped it).
+    if let Some(known) = victims.iter_mut().find(|v| v.pid == victim.pid) {
+        if victim.exact && !known.exact {
+            *known = victim;
+        }
+        return;
+    }
+    if victims.len() < MAX_VICTIMS {
         victims.push(victim);
     }
 }
