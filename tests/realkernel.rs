@@ -737,7 +737,14 @@ fn v2_matrix(series: &str) {
 
 /// The container checks shared by runc in the VM (root, Docker's v1 layout) and rootless runc on the
 /// host: sentinit is the container's PID 1, reaps orphans, and passes the OOM-killed child's status on.
-fn check_container(c: &mut Checks, ct: &Scenario, name: &str, cgroup_version: u64) {
+fn check_container(c: &mut Checks, ct: &Scenario, name: &str, cgroup_version: u64, cpu_quota: Option<&str>) {
+    // The limits for sizing worker pools: the 64 MiB limit, and in the VM's root runc the v1 CFS quota of
+    // 1.5 cores (rounded up and capped at the VM's one vCPU for SENTINIT_CPUS).
+    c.eq(ct, name, "ct_memory_limit_env", &LIMIT_64M.to_string());
+    c.eq(ct, name, "ct_cpu_limit", cpu_quota.unwrap_or("unset"));
+    if cpu_quota.is_some() {
+        c.eq(ct, name, "ct_cpus", "1");
+    }
     let id = ct.get("container_id").unwrap_or("").to_string();
     c.check(id.len() == 64, format!("{name}: no 64-hex container ID in the log"));
     c.eq(ct, name, "status", "137");
@@ -802,7 +809,7 @@ fn linux_6_1_runc_docker_v1_layout() {
     check_boot(&mut c, &log, &kernel, &["runc"]);
     let empty = Scenario::default();
     let ct = log.scenarios.get("runc").unwrap_or(&empty);
-    check_container(&mut c, ct, "runc", 1);
+    check_container(&mut c, ct, "runc", 1, Some("1.5"));
     let id = ct.get("container_id").unwrap_or("-");
     let lines = ct.all("ct_proc_self_cgroup");
     c.check(
@@ -841,7 +848,7 @@ fn host_rootless_runc() {
     let empty = Scenario::default();
     let ct = log.scenarios.get("host-runc").unwrap_or(&empty);
     say!("host-runc: {}", ct.get("runc_version").unwrap_or("runc version unknown"));
-    check_container(&mut c, ct, "host-runc", 1);
+    check_container(&mut c, ct, "host-runc", 1, None);
     c.finish(&log.text);
 }
 

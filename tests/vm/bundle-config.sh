@@ -5,7 +5,8 @@
 # or `rootless` (on the host: uid/gid 0 mapped to 65534, a private network namespace, no cgroupsPath so
 # runc confines itself to the delegated memory group it is started in). The hostname is the ID's
 # first 12 characters and /etc/hostname, /etc/hosts and /etc/resolv.conf are bind mounts of the bundle's
-# files, as with Docker. The entrypoint is sentinit, running /ct.sh; memory is limited to 64 MiB.
+# files, as with Docker. The entrypoint is sentinit, running /ct.sh; memory is limited to 64 MiB, and
+# in root mode the CPU to 1.5 cores (a v1 CFS quota).
 # Runs under busybox sh in the guest, so no jq or python.
 set -eu
 mode=$1
@@ -23,6 +24,8 @@ root)
     mappings=''
     net_ns='{ "type": "network" },'
     cgroups_line="\"cgroupsPath\": \"$cgroups_path\","
+    # A CPU quota of 1.5 cores (Docker's --cpus 1.5), which the workload gets as SENTINIT_CPU_LIMIT.
+    cpu_line='"cpu": { "quota": 150000, "period": 100000 },'
     ;;
 rootless)
     sys_mount='{ "destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind","nosuid","noexec","nodev","ro"] }'
@@ -31,6 +34,7 @@ rootless)
     mappings='"uidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }], "gidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }],'
     net_ns='{ "type": "network" },'
     cgroups_line=''
+    cpu_line=''
     ;;
 *)
     echo "bundle-config.sh: MODE must be root or rootless" >&2
@@ -75,6 +79,7 @@ cat <<JSON
     $cgroups_line
     "resources": {
       "devices": [{ "allow": false, "access": "rwm" }],
+      $cpu_line
       "memory": { "limit": 67108864 }
     },
     "namespaces": [
