@@ -165,9 +165,10 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     // The report is what the logs are for: it may wait for a stalled stderr, within a bound.
     // The file is written on its own thread meanwhile, within the same bound.
     let deadline = Instant::now() + FINAL_OUTPUT_WAIT;
-    log::wait_until(Some(deadline));
-    // Kubernetes' termination message, on a thread of its own within the same bound.
+    // Kubernetes' termination message, on a thread of its own within the same bound, started before
+    // anything may wait for stderr.
     let termination_message = termination_log::start(config, &usage, &outcome);
+    log::wait_until(Some(deadline));
     report::emit(config, &identity, &usage, &outcome, deadline);
     if let Some(pending) = termination_message {
         pending.wait(deadline);

@@ -201,7 +201,11 @@ impl Limits {
         for (key, value) in
             [("cpus", &self.cpus), ("cpu_limit", &self.cpu_limit), ("memory_limit", &self.memory_limit_bytes)]
         {
-            if let Some(value) = value {
+            // A value you set yourself is printed only when it is a number: anything else could split
+            // the line's key=value fields.
+            if let Some(value) =
+                value.as_deref().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            {
                 fields.push_str(&format!(" {key}={value}"));
             }
         }

@@ -108,7 +108,8 @@ pub fn merge(existing: &str, attributes: &[(&str, String)]) -> Option<String> {
 /// baggage value octet (space, `"`, `;`, `\`, control and non-ASCII bytes); ARNs pass unchanged.
 fn encode(value: &str, out: &mut String) {
     for byte in value.bytes() {
-        if (0x21..0x7f).contains(&byte) && !b",=%\";\\".contains(&byte) {
+        // `+` too: decoders built on form decoding (older Java SDKs) read it as a space.
+        if (0x21..0x7f).contains(&byte) && !b",=%\";\\+".contains(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));

@@ -106,6 +106,39 @@ fn tenths(ms: u64) -> String {
     format!("{}.{} s", tenths / 10, tenths % 10)
 }
 
+/// openat2 with RESOLVE_NO_SYMLINKS: write-only, non-blocking, never through a symlink.
+fn open_no_symlinks(path: &Path, create: bool) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("a NUL byte in the path"))?;
+    let mut flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    if create {
+        flags |= libc::O_CREAT | libc::O_EXCL;
+    }
+    // SAFETY: open_how is plain data; zeroed, then its three fields set.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = if create { 0o644 } else { 0 };
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: openat2 reads a NUL-terminated path and an open_how of the size given; the descriptor it
+    // returns is owned by the File below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
+}
+
 /// Writes `text` to `path` if it is an empty regular file (see the module doc). `explicit`: the path
 /// was given with `--termination-log`, and is created if missing. What it did not write for a good
 /// reason it says with -v, from its thread.
@@ -113,6 +146,13 @@ fn write_message(path: &Path, explicit: bool, text: &str) -> std::io::Result<()>
     use std::io::{Error, ErrorKind, Write};
     use std::os::unix::fs::OpenOptionsExt;
     let open = |create: bool| {
+        // No symlink anywhere in the path (openat2's RESOLVE_NO_SYMLINKS, Linux 5.6+): a workload that
+        // controls a directory on the way cannot send root's write elsewhere. Older kernels: the last
+        // component only (O_NOFOLLOW).
+        match open_no_symlinks(path, create) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+            other => return other,
+        }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC);
         if create {
@@ -132,12 +172,19 @@ fn write_message(path: &Path, explicit: bool, text: &str) -> std::io::Result<()>
         other => other,
     };
     let file = opened.map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) => Error::other("it is a symlink, which is not followed"),
+        Some(libc::ELOOP) => Error::other("it is, or its path goes through, a symlink, which is not followed"),
         // O_NONBLOCK: a FIFO without a reader refuses a writer instead of waiting for one.
         Some(libc::ENXIO) => Error::other("not a regular file (a FIFO?)"),
         _ => e,
     })?;
     let metadata = file.metadata()?;
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A hard link is another name of someone else's file.
+        if metadata.is_file() && metadata.nlink() > 1 {
+            return Err(Error::other("it has other hard links; not written"));
+        }
+    }
     if !metadata.file_type().is_file() || on_kernel_interface(&file) {
         return Err(Error::other("not a regular file"));
     }

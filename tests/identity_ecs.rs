@@ -832,6 +832,24 @@ fn aws_batch_job_in_the_start_and_end_lines_and_the_report() {
     }
 }
 
+/// A malformed value in the container's labels does not hide the good one the task document has: each
+/// source is checked before they are merged.
+#[test]
+fn a_bad_label_does_not_hide_the_task_document_s_value() {
+    let container = ec2_v4_container(EC2_ID).replace(EC2_TASK, "4d1f6c0b2a9e4e7f8a3b5c6d7e8f9a0b");
+    let agent = FakeAgent::start(move |path, _| match path {
+        ENDPOINT => ok(&container),
+        p if p == format!("{ENDPOINT}/task") => ok(&ec2_v4_task()),
+        _ => not_found(),
+    });
+    let env = env_of(&[
+        ("SENTINIT_PROC_ROOT", fixture("host-login-session")),
+        ("ECS_CONTAINER_METADATA_URI_V4", format!("{}{ENDPOINT}", agent.url)),
+    ]);
+    let json = identity(&["-v"], &as_env(&env)).json();
+    assert_eq!(json["task_arn"], EC2_TASK, "{json}");
+}
+
 #[test]
 fn aws_batch_values_of_the_wrong_shape_are_dropped() {
     let long = "q".repeat(300);

@@ -196,6 +196,45 @@ fn a_symlink_at_the_path_is_not_followed() {
     }
 }
 
+/// A symlink anywhere on the path (a directory the workload controls, linked elsewhere) is not
+/// followed either, nor is a hard link to another file written.
+#[test]
+fn a_symlinked_directory_or_a_hard_link_is_not_followed() {
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let dir = TempDir::new("tl-symlinked-dir");
+        let elsewhere = dir.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("message"), "").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("link")).unwrap();
+        let through = dir.join("link/message");
+        let output = run(
+            command(mode, &["-q", "--report", "none", "--termination-log", through.to_str().unwrap(), "true"]),
+            LIMIT,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        assert_eq!(read(&elsewhere.join("message")), "", "{mode:?}: written through a symlinked directory");
+        let created = dir.join("link/new");
+        let output = run(
+            command(mode, &["-q", "--report", "none", "--termination-log", created.to_str().unwrap(), "true"]),
+            LIMIT,
+        );
+        assert_eq!(output.status.code(), Some(0));
+        assert!(!elsewhere.join("new").exists(), "{mode:?}: created through a symlinked directory");
+
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "").unwrap();
+        let hard = dir.join("hard");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        let output =
+            run(command(mode, &["-q", "--report", "none", "--termination-log", hard.to_str().unwrap(), "true"]), LIMIT);
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(read(&victim), "", "{mode:?}: written through a hard link");
+    }
+}
+
 #[test]
 fn a_fifo_does_not_block_and_gets_nothing() {
     for mode in MODES {

@@ -39,9 +39,13 @@ pub struct TmdsAnswer {
 /// `notes` collects why something is missing.
 pub fn query_tmds(base: &str, details: bool, deadline: Instant, notes: &mut Vec<String>) -> TmdsAnswer {
     let base = base.trim_end_matches('/');
+    let source = if details { "ecs-metadata-v4" } else { "ecs-metadata-v3" };
     let mut facts = EcsFacts::default();
     match fetch_json(base, deadline) {
-        Ok(document) => facts = parse_tmds_container(&document),
+        Ok(document) => {
+            facts = parse_tmds_container(&document);
+            facts.drop_invalid(source);
+        }
         Err(failure) => {
             notes.push(format!("{base}: {}", failure.reason));
             // Nothing answered at all: the task document lives on the same server.
@@ -55,7 +59,11 @@ pub fn query_tmds(base: &str, details: bool, deadline: Instant, notes: &mut Vec<
         let deadline =
             if facts.task_complete() { deadline.min(Instant::now() + TASK_DETAILS_BUDGET) } else { deadline };
         match fetch_json(&url, deadline) {
-            Ok(document) => facts.fill_from(&parse_tmds_task(&document)),
+            Ok(document) => {
+                let mut task = parse_tmds_task(&document);
+                task.drop_invalid(source);
+                facts.fill_from(&task);
+            }
             // Only details were missing: not worth a warning.
             Err(failure) if facts.task_complete() => crate::debug!("{url}: {}", failure.reason),
             Err(failure) => notes.push(format!("{url}: {}", failure.reason)),

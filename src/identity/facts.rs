@@ -30,6 +30,27 @@ pub struct EcsFacts {
 }
 
 impl EcsFacts {
+    /// Drops the values that do not have the shape of their variable (see validate.rs), saying why
+    /// with `-v`, before this source is merged with another: a malformed value must not hide a good one
+    /// that the next source (the task document) has.
+    pub fn drop_invalid(&mut self, source: &str) {
+        for (variable, slot) in [
+            ("ECS_TASK_ARN", &mut self.task_arn),
+            ("ECS_CLUSTER", &mut self.cluster),
+            ("ECS_TASK_FAMILY", &mut self.family),
+            ("ECS_TASK_REVISION", &mut self.revision),
+            ("ECS_CONTAINER_NAME", &mut self.container_name),
+            ("ECS_CONTAINER_ARN", &mut self.container_arn),
+            ("ECS_LAUNCH_TYPE", &mut self.launch_type),
+            ("ECS_AVAILABILITY_ZONE", &mut self.availability_zone),
+        ] {
+            if let Some(Err(reason)) = slot.as_deref().map(|value| super::validate::check(variable, value)) {
+                crate::debug!("{variable} from {source} dropped: {reason}");
+                *slot = None;
+            }
+        }
+    }
+
     /// True when the task-level facts are all known (no need to ask for the task document).
     pub fn task_complete(&self) -> bool {
         self.task_arn.is_some() && self.cluster.is_some() && self.family.is_some() && self.revision.is_some()

@@ -366,7 +366,9 @@ impl Resolver {
     fn derive(&mut self) {
         let task = self.identity.task_arn.clone();
         let parts = task.as_deref().and_then(|arn| validate::ecs_arn_parts(arn, "task"));
-        if let Some(cluster) = self.identity.cluster.clone() {
+        // A cluster you set yourself becomes an ARN only if it has a cluster's shape.
+        let cluster = self.identity.cluster.clone().filter(|c| validate::check(ECS_CLUSTER, c).is_ok());
+        if let Some(cluster) = cluster {
             let arn = match cluster.split_once(":cluster/") {
                 Some((_, name)) if cluster.starts_with("arn:") => {
                     if !self.explicit.contains(&ECS_CLUSTER) {

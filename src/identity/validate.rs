@@ -47,7 +47,10 @@ pub fn check(variable: &str, value: &str) -> Result<(), String> {
         ),
         "awslogs-stream" => is(short(MAX_LOG_NAME) && !value.contains([':', '*']), "a CloudWatch Logs stream name"),
         // Printed in the START and END lines as `job=<id>`: no spaces.
-        "AWS_BATCH_JOB_ID" => is(short(MAX_NAME) && !value.contains(char::is_whitespace), "a job ID (no spaces)"),
+        "AWS_BATCH_JOB_ID" => is(
+            short(MAX_NAME) && value.is_ascii() && !value.contains(char::is_whitespace),
+            "a job ID (ASCII, no spaces)",
+        ),
         "DOCKER_CONTAINER_ID" => {
             is(super::container_id::is_container_id(value), "a container ID (64 hex, or 32 hex, a dash and digits)")
         }
