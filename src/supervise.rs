@@ -325,9 +325,9 @@ impl<'a> Supervisor<'a> {
     /// Sleeps in poll until a signal arrives or `timeout` passes, then handles every queued signal.
     fn wait_for_signal(&mut self, timeout: Duration, observer: &mut dyn Observer) {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // Round up so that a deadline 0.4 ms away does not turn into a busy loop of zero-timeout polls.
-        let millis = if timeout.is_zero() { 0 } else { millis.max(1) };
+        // Rounded up to the next millisecond: poll(999) for a deadline 999.6 ms away would wake just
+        // before it, and an idle second would cost a second wake-up (poll(1)) to reach it.
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(self.signal_fd.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX));
         // One buffer of signalfd_siginfo records per wake-up, not "until the queue is empty": under a
