@@ -755,9 +755,16 @@ fn a_foreign_proc_as_pid1_still_reaps_and_says_so_once() {
 /// Every `SENTINIT_*` variable the README documents in a table (the Options table, and the
 /// Identity section's `SENTINIT_PROC_ROOT` and `SENTINIT_SYS_ROOT`).
 fn documented_variables() -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // README's tables and the reference in docs/.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "md") {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+        }
+    }
     let mut found: Vec<String> = Vec::new();
-    for line in readme.lines().filter(|l| l.starts_with('|')) {
+    for line in text.lines().filter(|l| l.starts_with('|')) {
         for (at, _) in line.match_indices("SENTINIT_") {
             let name: String =
                 line[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();

@@ -6,7 +6,7 @@
 //! kernel's own init can only be exercised by booting other kernels. Each test is one boot (or one host
 //! container run); the guest runs the scenarios named on the kernel command line and prints `@@R`
 //! observations and sentinit's output between `@@BEGIN`/`@@END` markers on the serial console; this file
-//! parses that log and makes every assertion. The shell side lives in tests/vm/ (see "Real-kernel test matrix" in README.md).
+//! parses that log and makes every assertion. The shell side lives in tests/vm/ (see "Real-kernel test matrix" in docs/testing.md).
 //!
 //! Requirements (tests/vm/install-deps.sh installs them as root): qemu-system-x86_64, busybox-static,
 //! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), root. Missing ones fail the
