@@ -12,86 +12,12 @@
 
 mod common;
 
-use common::{in_ci, mode_available, report, stderr_of, stdout_of, Mode, TempDir, MODES};
+use common::cgroup::MemoryGroup;
+use common::{mode_available, report, stderr_of, stdout_of, Mode, TempDir, MODES};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::process::Output;
 
 const MIB: u64 = 1024 * 1024;
-
-/// A child memory group, removed on drop.
-struct MemoryGroup(PathBuf);
-
-impl MemoryGroup {
-    /// `None` (after printing why) when the machine cannot give us one and we are not in CI.
-    fn create(limit: u64) -> Option<MemoryGroup> {
-        let result = (|| -> Result<MemoryGroup, String> {
-            let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
-            let path = own
-                .lines()
-                .find_map(|l| {
-                    let mut f = l.splitn(3, ':');
-                    let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-                    controllers.split(',').any(|c| c == "memory").then(|| path.to_string())
-                })
-                .ok_or("no v1 memory controller in /proc/self/cgroup")?;
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let dir = PathBuf::from(format!("/sys/fs/cgroup/memory{path}")).join(format!(
-                "sentinit-processes-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-            let group = MemoryGroup(dir);
-            std::fs::write(group.0.join("memory.limit_in_bytes"), limit.to_string())
-                .map_err(|e| format!("setting the limit: {e}"))?;
-            Ok(group)
-        })();
-        match result {
-            Ok(group) => Some(group),
-            Err(why) if in_ci() => panic!("prerequisite missing in CI: a cgroup v1 memory group ({why})"),
-            Err(why) => {
-                eprintln!("SKIPPED: needs a writable cgroup v1 memory hierarchy (root): {why}");
-                None
-            }
-        }
-    }
-
-    /// Runs sentinit inside the group, as a child of the shell's process or as PID 1 of a new PID
-    /// namespace, with a time limit.
-    fn run(&self, mode: Mode, args: &[&str], workload: &[&str]) -> Output {
-        let launch = match mode {
-            Mode::Child => "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\"",
-            Mode::Pid1 => "echo $$ > \"$CG/cgroup.procs\" && exec unshare --pid --fork --mount-proc \"$0\" \"$@\"",
-        };
-        let mut command = Command::new("sh");
-        command
-            .args(["-c", launch, common::sentinit()])
-            .args(args)
-            .arg("--")
-            .args(workload)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("CG", &self.0)
-            .stdin(Stdio::null());
-        common::run(command, Duration::from_secs(60))
-    }
-}
-
-impl Drop for MemoryGroup {
-    fn drop(&mut self) {
-        // Every process has been reaped by now; the page-cache charge left behind does not block rmdir.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("could not remove {}", self.0.display());
-    }
-}
 
 /// The Python workload: the main child forks workers that name themselves and do what their role says,
 /// then reaps them itself (os.wait, in the order they end) and prints what it saw.
@@ -181,7 +107,7 @@ fn a_pool_worker_killed_by_the_oom_killer_is_named_from_the_samples() {
         let roles = ["hold:1/2", "hold:1/2", "hold:1/2", "hog", "hold:1/2", "hold:1/2", "hold:1/2", "hold:1/2"];
         let mut workload = vec!["python3", script.as_str()];
         workload.extend(roles);
-        let output = group.run(mode, &["--report", "json,text", "--interval", "50ms"], &workload);
+        let output = group.run_as(mode, &["--report", "json,text", "--interval", "50ms"], &workload);
         let text = stderr_of(&output);
         assert_eq!(output.status.code(), Some(0), "{mode:?}: {text}");
         let hog = worker_pid(&output, 3);
@@ -216,8 +142,11 @@ fn the_main_child_killed_by_the_oom_killer_is_an_exact_victim() {
         // which must not make the main child's own death look like sentinit's doing.
         let grow = "import os, time\nprint(os.getpid(), flush=True)\nchunks = []\nwhile True:\n    \
                     b = bytearray(1 << 20)\n    for i in range(0, len(b), 4096): b[i] = 1\n    chunks.append(b)\n";
-        let output =
-            group.run(mode, &["--report", "json,text", "--interval", "50ms", "--grace", "0"], &["python3", "-c", grow]);
+        let output = group.run_as(
+            mode,
+            &["--report", "json,text", "--interval", "50ms", "--grace", "0"],
+            &["python3", "-c", grow],
+        );
         let text = stderr_of(&output);
         assert_eq!(output.status.code(), Some(137), "{mode:?}: {text}");
         let pid: i64 = stdout_of(&output).trim().parse().unwrap();
@@ -242,7 +171,8 @@ fn the_main_child_killed_by_the_oom_killer_is_an_exact_victim() {
 #[test]
 fn a_sigkill_from_elsewhere_is_no_oom_victim() {
     let Some(group) = MemoryGroup::create(64 * MIB) else { return };
-    let output = group.run(Mode::Child, &["--report", "json,text", "--interval", "50ms"], &["sh", "-c", "kill -9 $$"]);
+    let output =
+        group.run_as(Mode::Child, &["--report", "json,text", "--interval", "50ms"], &["sh", "-c", "kill -9 $$"]);
     assert_eq!(output.status.code(), Some(137));
     let r = report(&output);
     assert_eq!(r["oom_killed"], false, "{r}");
@@ -261,7 +191,7 @@ fn top_processes_ranks_a_100_mib_worker_above_a_10_mib_one() {
         let dir = TempDir::new("top");
         let script = pool_script(&dir);
         // Each worker touches its memory and holds it for 0.5 s, ten samples at 50 ms.
-        let output = group.run(
+        let output = group.run_as(
             mode,
             &["--report", "json", "--interval", "50ms"],
             &["python3", &script, "hold:10/0.5", "hold:100/0.5"],

@@ -58,7 +58,8 @@ impl MemoryGroup {
             Mode::Child => &[sentinit],
             Mode::Pid1 => &["unshare", "--pid", "--fork", "--mount-proc", sentinit],
         };
-        Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\" \"$@\""])
             .args(start)
             .args(args)
@@ -67,9 +68,9 @@ impl MemoryGroup {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("CG", &self.0)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        // Bounded: a sentinit that hangs fails its test instead of the suite.
+        super::run(command, std::time::Duration::from_secs(60))
     }
 }
 
