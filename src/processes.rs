@@ -601,7 +601,7 @@ impl Processes {
         if zombie && !entry.ended {
             // Ended, its parent has not reaped it yet: an OOM victim if SIGKILL ended it.
             entry.ended = true;
-            entry.exit = stat.exit_status.and_then(exit_from_status);
+            entry.exit = stat.exit_status.and_then(Exit::from_wait_status);
             let killed = stat
                 .exit_status
                 .map_or(true, |status| libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
@@ -827,17 +827,6 @@ fn command_text(raw: &[u8]) -> Option<String> {
         }
     }
     Some(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// A zombie's wait status as an exit code or signal.
-fn exit_from_status(status: i32) -> Option<Exit> {
-    if libc::WIFEXITED(status) {
-        Some(Exit::Code(libc::WEXITSTATUS(status)))
-    } else if libc::WIFSIGNALED(status) {
-        Some(Exit::Signal(libc::WTERMSIG(status)))
-    } else {
-        None
-    }
 }
 
 fn lossy(bytes: &[u8]) -> String {

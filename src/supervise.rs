@@ -33,7 +33,7 @@ impl Exit {
         }
     }
 
-    fn from_wait_status(status: i32) -> Option<Exit> {
+    pub fn from_wait_status(status: i32) -> Option<Exit> {
         if libc::WIFEXITED(status) {
             Some(Exit::Code(libc::WEXITSTATUS(status)))
         } else if libc::WIFSIGNALED(status) {
