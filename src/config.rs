@@ -78,6 +78,21 @@ pub enum TerminationLog {
     Off,
 }
 
+impl Config {
+    /// Does anything read the periodic samples: a report (text, json, emf, a report file, the
+    /// termination message) or heartbeats? Without, sentinit does not wake up to sample at all.
+    pub fn needs_samples(&self) -> bool {
+        self.report.iter().any(|format| format != "none")
+            || self.report_file.is_some()
+            || self.heartbeat.is_some()
+            || match &self.termination_log {
+                TerminationLog::Off => false,
+                TerminationLog::Path(_) => true,
+                TerminationLog::Default => std::path::Path::new("/dev/termination-log").exists(),
+            }
+    }
+}
+
 /// `--cgroup`: when sentinit creates a group of the workload's own (see accounting::own_group).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CgroupMode {

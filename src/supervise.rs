@@ -215,7 +215,11 @@ impl<'a> Supervisor<'a> {
     /// Runs until the process tree is gone; returns how the main child ended.
     pub fn run(mut self, observer: &mut dyn Observer) -> Outcome {
         let mut phase = Phase::Running;
-        let mut next_tick = Instant::now() + self.config.interval.min(FIRST_SAMPLE);
+        // Nothing reads the samples (`--report none`, no heartbeat, no file): no tick, so an idle
+        // workload costs no wake-up at all (poll's longest wait, about 24 days, stands for "never").
+        let sampling = self.config.needs_samples();
+        let never = Duration::from_millis(i32::MAX as u64);
+        let mut next_tick = Instant::now() + if sampling { self.config.interval.min(FIRST_SAMPLE) } else { never };
         let mut next_kill_pass = Instant::now();
         loop {
             let now = Instant::now();
@@ -266,7 +270,7 @@ impl<'a> Supervisor<'a> {
                 if self.main_exit.is_none() {
                     observer.tick();
                 }
-                next_tick = now + self.config.interval;
+                next_tick = now + if sampling { self.config.interval } else { never };
             }
 
             phase = match phase {
