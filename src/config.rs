@@ -139,25 +139,56 @@ enum Kind {
     Value,
 }
 
-/// One option: its long name, short letter, environment variable and help line.
+/// One option: its long name, short letter, environment variable, help line, and how its value (from
+/// the flag or from its variable, the same text either way) goes into the [`Config`]. An error is the
+/// reason alone; [`parse`] prefixes the flag or variable it came from.
 struct Spec {
     long: &'static str,
     short: Option<char>,
     kind: Kind,
     metavar: &'static str,
     help: &'static str,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
 }
 
 const SPECS: &[Spec] = &[
-    Spec { long: "help", short: Some('h'), kind: Kind::Flag, metavar: "", help: "print this help and exit" },
-    Spec { long: "version", short: Some('V'), kind: Kind::Flag, metavar: "", help: "print the version and exit" },
-    Spec { long: "verbose", short: Some('v'), kind: Kind::Flag, metavar: "", help: "explain every decision on stderr" },
+    Spec {
+        long: "help",
+        short: Some('h'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "print this help and exit",
+        apply: |_, value| flag(value).map(drop),
+    },
+    Spec {
+        long: "version",
+        short: Some('V'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "print the version and exit",
+        apply: |_, value| flag(value).map(drop),
+    },
+    Spec {
+        long: "verbose",
+        short: Some('v'),
+        kind: Kind::Flag,
+        metavar: "",
+        help: "explain every decision on stderr",
+        apply: |c, value| {
+            c.verbose = flag(value)?;
+            Ok(())
+        },
+    },
     Spec {
         long: "quiet",
         short: Some('q'),
         kind: Kind::Flag,
         metavar: "",
         help: "no START line; warnings and errors only",
+        apply: |c, value| {
+            c.quiet = flag(value)?;
+            Ok(())
+        },
     },
     Spec {
         long: "single-child",
@@ -165,6 +196,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Flag,
         metavar: "",
         help: "forward signals to the main child only, not its process group",
+        apply: |c, value| {
+            c.single_child = flag(value)?;
+            Ok(())
+        },
     },
     Spec {
         long: "rewrite",
@@ -172,6 +207,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "SIG:SIG",
         help: "rewrite a signal before forwarding (repeatable; SIG:0 drops it)",
+        apply: apply_rewrite,
     },
     Spec {
         long: "grace",
@@ -179,6 +215,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "after the main child exits, how long the rest get after SIGTERM before SIGKILL [5s]",
+        apply: |c, value| {
+            c.grace = parse_duration(value)?;
+            Ok(())
+        },
     },
     Spec {
         long: "kill-after",
@@ -186,6 +226,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "SIGKILL the workload this long after a forwarded TERM/INT/QUIT [off]",
+        apply: |c, value| {
+            c.kill_after = Some(parse_duration(value)?).filter(|d| !d.is_zero());
+            Ok(())
+        },
     },
     Spec {
         long: "remap-exit",
@@ -193,6 +237,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "N:M",
         help: "exit with M when the workload exits with N (repeatable)",
+        apply: apply_remap_exit,
     },
     Spec {
         long: "identity",
@@ -200,6 +245,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Flag,
         metavar: "",
         help: "print the resolved container/task identity as JSON and exit",
+        apply: |_, value| flag(value).map(drop),
     },
     Spec {
         long: "identity-timeout",
@@ -207,6 +253,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "time budget for resolving identity before the workload starts [2s]",
+        apply: |c, value| {
+            c.identity_timeout = parse_duration(value)?;
+            Ok(())
+        },
     },
     Spec {
         long: "ecs-agent-url",
@@ -214,6 +264,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "URL",
         help: "ECS agent introspection API, e.g. http://172.17.0.1:51678 [unset: never contacted]",
+        apply: |c, value| {
+            c.ecs_agent_url = Some(value.to_string()).filter(|s| !s.is_empty());
+            Ok(())
+        },
     },
     Spec {
         long: "interval",
@@ -221,6 +275,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "cgroup sampling interval, 10ms or more [1s]",
+        apply: apply_interval,
     },
     Spec {
         long: "report",
@@ -228,6 +283,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "FORMATS",
         help: "final report formats, comma-separated: text, json, emf, none [text]",
+        apply: apply_report,
     },
     Spec {
         long: "report-file",
@@ -235,6 +291,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "PATH",
         help: "also write the JSON report to PATH, atomically",
+        apply: |c, value| {
+            c.report_file = Some(OsString::from(value)).filter(|s| !s.is_empty());
+            Ok(())
+        },
     },
     Spec {
         long: "heartbeat",
@@ -242,6 +302,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "print a JSON usage line this often while the workload runs [off]",
+        apply: |c, value| {
+            c.heartbeat = Some(parse_duration(value)?).filter(|d| !d.is_zero());
+            Ok(())
+        },
     },
     Spec {
         long: "cgroup",
@@ -249,6 +313,7 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "MODE",
         help: "auto: a cgroup of the workload's own when sentinit's is shared; own: always; inherit: never [auto]",
+        apply: apply_cgroup,
     },
     Spec {
         long: "emf-namespace",
@@ -256,6 +321,11 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "NAME",
         help: "CloudWatch namespace for --report emf [sentinit]",
+        apply: |c, value| {
+            check_emf_namespace(value).map_err(|e| format!("'{value}': {e}"))?;
+            c.emf_namespace = value.to_string();
+            Ok(())
+        },
     },
     Spec {
         long: "timeout",
@@ -263,6 +333,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "DUR",
         help: "stop the workload this long after its start; sentinit then exits 124 [off]",
+        apply: |c, value| {
+            c.timeout = Some(parse_duration(value)?).filter(|d| !d.is_zero());
+            Ok(())
+        },
     },
     Spec {
         long: "timeout-signal",
@@ -270,6 +344,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "SIG",
         help: "the signal sent at --timeout; SIGKILL follows after --kill-after, else --grace [TERM]",
+        apply: |c, value| {
+            c.timeout_signal = signals::parse(value, false).map_err(|e| format!("'{value}': {e}"))?;
+            Ok(())
+        },
     },
     Spec {
         long: "termination-log",
@@ -277,6 +355,14 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "PATH",
         help: "Kubernetes termination message file, or none [/dev/termination-log if it exists]",
+        apply: |c, value| {
+            c.termination_log = if value.trim().eq_ignore_ascii_case("none") {
+                TerminationLog::Off
+            } else {
+                TerminationLog::Path(OsString::from(value))
+            };
+            Ok(())
+        },
     },
     Spec {
         long: "otel",
@@ -284,6 +370,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Value,
         metavar: "on|off",
         help: "add the identity to the workload's OTEL_RESOURCE_ATTRIBUTES [on]",
+        apply: |c, value| {
+            c.otel = flag(value)?;
+            Ok(())
+        },
     },
 ];
 
@@ -428,129 +518,97 @@ where
     }
     let command: Vec<OsString> = args[index..].to_vec();
 
-    let flag = |name: &str| -> Result<bool, UsageError> {
+    // --help and --version win over everything else, bad values of other options included.
+    let given = |name: &str| -> Result<bool, UsageError> {
         match values.get(name).and_then(|v| v.last()) {
             None => Ok(false),
-            Some(value) => parse_bool(value).ok_or_else(|| {
-                UsageError(format!(
-                    "{}: expected 1/0, true/false, yes/no or on/off, got '{value}'",
-                    source(name, &from_flag)
-                ))
-            }),
+            Some(value) => flag(value).map_err(|e| UsageError(format!("{}: {e}", source(name, &from_flag)))),
         }
     };
-    if flag("help")? {
+    if given("help")? {
         return Ok(Action::Help);
     }
-    if flag("version")? {
+    if given("version")? {
         return Ok(Action::Version);
     }
 
     let mut config = Config { command, ..Config::default() };
-    config.verbose = flag("verbose")?;
-    config.quiet = flag("quiet")?;
-    config.single_child = flag("single-child")?;
-    // On unless turned off: absent is not "off" here.
-    config.otel = !values.contains_key("otel") || flag("otel")?;
-
-    let single = |name: &str| values.get(name).and_then(|v| v.last()).cloned();
-    let duration = |name: &str| -> Result<Option<Duration>, UsageError> {
-        single(name)
-            .map(|text| parse_duration(&text).map_err(|e| UsageError(format!("{}: {e}", source(name, &from_flag)))))
-            .transpose()
-    };
-    if let Some(grace) = duration("grace")? {
-        config.grace = grace;
-    }
-    config.kill_after = duration("kill-after")?.filter(|d| !d.is_zero());
-    if let Some(interval) = duration("interval")? {
-        if interval < Duration::from_millis(10) {
-            return Err(UsageError(format!("{}: the interval must be at least 10ms", source("interval", &from_flag))));
+    for spec in SPECS {
+        for value in values.get(spec.long).into_iter().flatten() {
+            (spec.apply)(&mut config, value)
+                .map_err(|e| UsageError(format!("{}: {e}", source(spec.long, &from_flag))))?;
         }
-        config.interval = interval;
     }
-    if let Some(timeout) = duration("identity-timeout")? {
-        config.identity_timeout = timeout;
-    }
-    config.heartbeat = duration("heartbeat")?.filter(|d| !d.is_zero());
-    config.ecs_agent_url = single("ecs-agent-url").filter(|s| !s.is_empty());
-    if let Some(namespace) = single("emf-namespace") {
-        check_emf_namespace(&namespace)
-            .map_err(|e| UsageError(format!("{}: '{namespace}': {e}", source("emf-namespace", &from_flag))))?;
-        config.emf_namespace = namespace;
-    }
-    if let Some(mode) = single("cgroup") {
-        config.cgroup = match mode.trim().to_ascii_lowercase().as_str() {
-            "auto" => CgroupMode::Auto,
-            "own" => CgroupMode::Own,
-            "inherit" => CgroupMode::Inherit,
-            _ => {
-                return Err(UsageError(format!(
-                    "{}: unknown mode '{mode}' (auto, own, inherit)",
-                    source("cgroup", &from_flag)
-                )))
-            }
-        };
-    }
-    config.timeout = duration("timeout")?.filter(|d| !d.is_zero());
-    if let Some(text) = single("timeout-signal") {
-        config.timeout_signal = signals::parse(&text, false)
-            .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("timeout-signal", &from_flag))))?;
-    }
-    config.termination_log = match single("termination-log") {
-        None => TerminationLog::Default,
-        Some(path) if path.trim().eq_ignore_ascii_case("none") => TerminationLog::Off,
-        Some(path) => TerminationLog::Path(OsString::from(path)),
-    };
-    config.report_file = single("report-file").filter(|s| !s.is_empty()).map(OsString::from);
-    if let Some(formats) = single("report") {
-        let mut list: Vec<String> = Vec::new();
-        for format in formats.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()) {
-            // `text,text` prints the report once.
-            if !list.contains(&format) {
-                list.push(format);
-            }
-        }
-        if let Some(bad) = list.iter().find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none")) {
-            return Err(UsageError(format!(
-                "{}: unknown report format '{bad}' (text, json, emf, none)",
-                source("report", &from_flag)
-            )));
-        }
-        config.report = list;
-    }
-
-    for text in values.get("rewrite").into_iter().flatten() {
-        let (from, to) = parse_pair(text, signals::parse)
-            .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("rewrite", &from_flag))))?;
-        if from == libc::SIGKILL || from == libc::SIGSTOP {
-            return Err(UsageError(format!(
-                "{}: '{text}': {} cannot be caught, so it cannot be rewritten",
-                source("rewrite", &from_flag),
-                signals::name(from)
-            )));
-        }
-        config.rewrites.insert(from, to);
-    }
-    for text in values.get("remap-exit").into_iter().flatten() {
-        let (from, to) = parse_pair(text, |s, _| {
-            s.trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|n| (0..=255).contains(n))
-                .ok_or_else(|| format!("'{s}' is not an exit code 0..255"))
-        })
-        .map_err(|e| UsageError(format!("{}: '{text}': {e}", source("remap-exit", &from_flag))))?;
-        config.remap_exit.insert(from, to);
-    }
-
-    if flag("identity")? {
+    if given("identity")? {
         return Ok(Action::Identity(config));
     }
     if config.command.is_empty() {
         return Err(UsageError("no command given".to_string()));
     }
     Ok(Action::Run(config))
+}
+
+/// A boolean option's value: 1/0, true/false, yes/no, on/off.
+fn flag(value: &str) -> Result<bool, String> {
+    parse_bool(value).ok_or_else(|| format!("expected 1/0, true/false, yes/no or on/off, got '{value}'"))
+}
+
+fn apply_interval(config: &mut Config, value: &str) -> Result<(), String> {
+    let interval = parse_duration(value)?;
+    if interval < Duration::from_millis(10) {
+        return Err("the interval must be at least 10ms".to_string());
+    }
+    config.interval = interval;
+    Ok(())
+}
+
+/// `text,json`: each format once, in the order given.
+fn apply_report(config: &mut Config, value: &str) -> Result<(), String> {
+    let mut list: Vec<String> = Vec::new();
+    for format in value.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()) {
+        if !list.contains(&format) {
+            list.push(format);
+        }
+    }
+    if let Some(bad) = list.iter().find(|f| !matches!(f.as_str(), "text" | "json" | "emf" | "none")) {
+        return Err(format!("unknown report format '{bad}' (text, json, emf, none)"));
+    }
+    config.report = list;
+    Ok(())
+}
+
+fn apply_cgroup(config: &mut Config, value: &str) -> Result<(), String> {
+    config.cgroup = match value.trim().to_ascii_lowercase().as_str() {
+        "auto" => CgroupMode::Auto,
+        "own" => CgroupMode::Own,
+        "inherit" => CgroupMode::Inherit,
+        _ => return Err(format!("unknown mode '{value}' (auto, own, inherit)")),
+    };
+    Ok(())
+}
+
+/// One `SIG:SIG` rewrite (repeatable).
+fn apply_rewrite(config: &mut Config, value: &str) -> Result<(), String> {
+    let (from, to) = parse_pair(value, signals::parse).map_err(|e| format!("'{value}': {e}"))?;
+    if from == libc::SIGKILL || from == libc::SIGSTOP {
+        return Err(format!("'{value}': {} cannot be caught, so it cannot be rewritten", signals::name(from)));
+    }
+    config.rewrites.insert(from, to);
+    Ok(())
+}
+
+/// One `N:M` exit-code remap (repeatable).
+fn apply_remap_exit(config: &mut Config, value: &str) -> Result<(), String> {
+    let (from, to) = parse_pair(value, |s, _| {
+        s.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (0..=255).contains(n))
+            .ok_or_else(|| format!("'{s}' is not an exit code 0..255"))
+    })
+    .map_err(|e| format!("'{value}': {e}"))?;
+    config.remap_exit.insert(from, to);
+    Ok(())
 }
 
 /// Names where a bad value came from: the flag or the environment variable.
