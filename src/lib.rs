@@ -152,7 +152,8 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     let outcome = match started {
         Ok((child, init_duration)) => {
             accountant.workload_started(child);
-            Supervisor::new(config, child, init_duration, signal_fd).run(&mut accountant)
+            Supervisor::new(config, child, init_duration, signal_fd)
+                .run(&mut report::Narrator { accountant: &mut accountant })
         }
         Err(e) => {
             // The report is printed for a workload that never started too: "exit 127" in the logs,

@@ -67,3 +67,16 @@ fn root_from_env(name: &str, default: &str) -> PathBuf {
         _ => PathBuf::from(default),
     }
 }
+
+/// 64 unpredictable bits from the kernel (getrandom), or, should that fail, from the clock and pid: for
+/// the names of what sentinit creates where others can look (temporary report files, cgroups).
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the live local buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_NONBLOCK) };
+    if n == 8 {
+        return u64::from_ne_bytes(bytes);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_nanos() as u64).rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}

@@ -260,6 +260,59 @@ pub fn to_emf(fields: &[(&str, Value)], namespace: &str, usage: &Usage) -> Strin
     to_json(&with_aws)
 }
 
+/// The supervisor's observer for a run: the accountant does the counting, and every line it has to
+/// say while the workload runs (heartbeats, the 90 % warning, the usage at a stop signal or at the
+/// deadline) is printed here, so that accounting never calls the report: supervision -> accounting ->
+/// report.
+pub struct Narrator<'a> {
+    pub accountant: &'a mut crate::accounting::Accountant,
+}
+
+impl Narrator<'_> {
+    fn say(&mut self) {
+        use crate::accounting::Event;
+        for event in self.accountant.take_events() {
+            match event {
+                Event::NearLimit { working_set, limit } => crate::warn!(
+                    "the working set ({}) has passed 90% of the memory limit ({})",
+                    mib(working_set),
+                    mib(limit)
+                ),
+                Event::Heartbeat(progress) => heartbeat(&progress),
+                Event::StopForwarded { signal, progress } => stop_line(signal, &progress),
+                Event::TimedOut { timeout, signal, kill_in, progress } => {
+                    timeout_line(timeout, signal, kill_in, &progress)
+                }
+            }
+        }
+    }
+}
+
+impl crate::supervise::Observer for Narrator<'_> {
+    fn tick(&mut self) {
+        self.accountant.tick();
+        self.say();
+    }
+    fn stop_forwarded(&mut self, signal: i32) {
+        self.accountant.stop_forwarded(signal);
+        self.say();
+    }
+    fn timed_out(&mut self, timeout: Duration, signal: i32, kill_in: Duration) {
+        self.accountant.timed_out(timeout, signal, kill_in);
+        self.say();
+    }
+    fn main_exited(&mut self) {
+        self.accountant.main_exited();
+        self.say();
+    }
+    fn child_exiting(&mut self, pid: i32) {
+        self.accountant.child_exiting(pid);
+    }
+    fn child_reaped(&mut self, reaped: &crate::supervise::Reaped) {
+        self.accountant.child_reaped(reaped);
+    }
+}
+
 /// A heartbeat: one JSON line with the usage so far.
 pub fn heartbeat(progress: &Progress) {
     let limit = match progress.memory_limit {
@@ -383,7 +436,7 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .find_map(|_| {
             let mut temporary_name = OsString::from(".");
             temporary_name.push(name);
-            temporary_name.push(format!(".{:016x}.tmp", random_u64()));
+            temporary_name.push(format!(".{:016x}.tmp", crate::paths::random_u64()));
             let temporary = path.with_file_name(temporary_name);
             let opened = std::fs::OpenOptions::new()
                 .write(true)
@@ -409,18 +462,6 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     result
-}
-
-/// 64 unpredictable bits from the kernel (getrandom), or, should that fail, from the clock and pid.
-pub(crate) fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into the live local buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_NONBLOCK) };
-    if n == 8 {
-        return u64::from_ne_bytes(bytes);
-    }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    (now.as_nanos() as u64).rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 #[cfg(test)]

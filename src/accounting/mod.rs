@@ -20,8 +20,8 @@ pub mod v1;
 pub mod v2;
 
 use crate::config::Config;
+use crate::debug;
 use crate::supervise::{Exit, Outcome};
-use crate::{debug, warn};
 use discover::Cgroups;
 use files::Limit;
 use reading::{Controller, CpuLimit, Reading};
@@ -56,6 +56,8 @@ pub struct Accountant {
     child_stat: Option<files::CounterFile>,
     ticks_per_second: u64,
     samples: Samples,
+    /// Lines to print, for the report module (see [`Event`]).
+    events: Vec<Event>,
     /// Which processes used the memory and CPU, and which ones the OOM killer took.
     processes: crate::processes::Processes,
 }
@@ -179,6 +181,7 @@ impl Accountant {
                 .flatten()
                 .map_or(100, |ticks| ticks.max(1) as u64),
             samples: Samples::default(),
+            events: Vec::new(),
             processes: crate::processes::Processes::new(),
         };
         accountant.baseline = accountant.read(true);
@@ -369,6 +372,27 @@ impl Accountant {
     }
 }
 
+/// What happened while the workload runs that is worth a line: the accountant records it, the report
+/// module prints it (see `report::Narrator`), so that data flows one way, accounting to report.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The working set passed 90 % of the memory limit (once per run).
+    NearLimit { working_set: u64, limit: u64 },
+    /// `--heartbeat` is due.
+    Heartbeat(Progress),
+    /// A stop signal was forwarded to the workload.
+    StopForwarded { signal: i32, progress: Progress },
+    /// `--timeout` was reached.
+    TimedOut { timeout: Duration, signal: i32, kill_in: Duration, progress: Progress },
+}
+
+impl Accountant {
+    /// The events recorded since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
 impl crate::supervise::Observer for Accountant {
     fn tick(&mut self) {
         // The processes first, the counters after: see Processes::sample.
@@ -410,17 +434,14 @@ impl crate::supervise::Observer for Accountant {
         {
             if ws as u128 * 10 > limit as u128 * 9 {
                 self.warned_near_limit = true;
-                warn!(
-                    "the working set ({}) has passed 90% of the memory limit ({})",
-                    crate::report::mib(ws),
-                    crate::report::mib(limit)
-                );
+                self.events.push(Event::NearLimit { working_set: ws, limit });
             }
         }
         if let Some(every) = self.heartbeat {
             if now.saturating_duration_since(self.last_heartbeat.0) >= every {
                 let cores = cores_between(self.last_heartbeat, (now, cpu_us), self.max_cores);
-                crate::report::heartbeat(&self.progress(&reading, cpu_us, cores));
+                let progress = self.progress(&reading, cpu_us, cores);
+                self.events.push(Event::Heartbeat(progress));
                 self.last_heartbeat = (now, cpu_us);
             }
         }
@@ -443,13 +464,15 @@ impl crate::supervise::Observer for Accountant {
     fn stop_forwarded(&mut self, signal: i32) {
         let reading = self.read(false);
         let cpu_us = self.cpu_so_far_us(&reading);
-        crate::report::stop_line(signal, &self.progress(&reading, cpu_us, None));
+        let progress = self.progress(&reading, cpu_us, None);
+        self.events.push(Event::StopForwarded { signal, progress });
     }
 
     fn timed_out(&mut self, timeout: Duration, signal: i32, kill_in: Duration) {
         let reading = self.read(false);
         let cpu_us = self.cpu_so_far_us(&reading);
-        crate::report::timeout_line(timeout, signal, kill_in, &self.progress(&reading, cpu_us, None));
+        let progress = self.progress(&reading, cpu_us, None);
+        self.events.push(Event::TimedOut { timeout, signal, kill_in, progress });
     }
 }
 

@@ -304,7 +304,7 @@ fn make_group(parent: &Path, child: &Path) -> Result<(), String> {
 /// `sentinit-<pid>-<8 random hex digits>`: the pid for people and for the stale-group check, the random
 /// part because pids repeat across PID namespaces (every container's sentinit is pid 1).
 fn group_name() -> String {
-    format!("sentinit-{}-{:08x}", std::process::id(), crate::report::random_u64() as u32)
+    format!("sentinit-{}-{:08x}", std::process::id(), crate::paths::random_u64() as u32)
 }
 
 fn group_name_of(dir: &Path) -> String {
