@@ -72,7 +72,8 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
             let files = paths::SelfFiles::read();
             let identity = identity::resolve(&config, &env, &files);
             let (memory, cpu) = accounting::limits_now(&files);
-            let limits = limits::resolve(&env, &limits::Found::new(&identity, memory, cpu));
+            let found = limits::Found::new(&identity, memory, cpu, accounting::affinity_cpus());
+            let limits = limits::resolve(&env, &found);
             let mut json = identity.json_value();
             if let Some(object) = json.as_object_mut() {
                 object.extend(limits.json_fields().map(|(key, value)| (key.to_string(), value)));
@@ -119,8 +120,8 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     // also reads the limits, which go into the workload's environment.
     let mut accountant = accounting::Accountant::start(config, &self_files);
     setup.join_cgroups = accountant.join_on_start();
-    let (memory_limit, cpu_limit) = accountant.limits();
-    let limits = limits::resolve(env, &limits::Found::new(&identity, memory_limit, cpu_limit));
+    let (memory_limit, cpu_limit, affinity) = accountant.limits();
+    let limits = limits::resolve(env, &limits::Found::new(&identity, memory_limit, cpu_limit, affinity));
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
         environ.add_missing(&name, &value);

@@ -54,13 +54,13 @@ pub struct Found {
 }
 
 impl Found {
-    pub fn new(identity: &Identity, memory: Option<Limit>, cpu: Option<CpuLimit>) -> Found {
+    pub fn new(identity: &Identity, memory: Option<Limit>, cpu: Option<CpuLimit>, affinity: Option<usize>) -> Found {
         Found {
             cgroup_cpu: cpu,
             cgroup_memory: memory,
             ecs_task_cpu_millis: identity.ecs_task_cpu_millis,
             ecs_container_cpu_millis: identity.ecs_container_cpu_millis,
-            affinity: crate::accounting::affinity_cpus(),
+            affinity,
         }
     }
 }

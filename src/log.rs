@@ -52,11 +52,6 @@ pub fn wait_until(deadline: Option<Instant>) {
     lock().deadline = deadline;
 }
 
-/// How many lines were dropped so far and not yet reported (for tests of this module).
-pub fn dropped() -> u64 {
-    lock().dropped
-}
-
 /// Writes one already-formatted line to stderr, escaped, without ever blocking (see the module doc).
 /// Errors are ignored: a closed stderr must not stop sentinit from supervising the workload.
 pub fn line(text: std::fmt::Arguments) {

@@ -186,20 +186,15 @@ fn parse_stat(stat: &str) -> Option<(char, i32, i32)> {
     Some((state, parent, group))
 }
 
-/// The parent pid from a /proc/<pid>/stat line.
-pub fn parent_of(stat: &str) -> Option<i32> {
-    parse_stat(stat).map(|(_, parent, _)| parent)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_parent_despite_odd_names() {
-        assert_eq!(parent_of("42 (a) b) c) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_of("1 (init) S 0 1 1"), Some(0));
-        assert_eq!(parent_of("garbage"), None);
+        assert_eq!(parse_stat("42 (a) b) c) S 7 42 42 0 -1"), Some(('S', 7, 42)));
+        assert_eq!(parse_stat("1 (init) S 0 1 1"), Some(('S', 0, 1)));
+        assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("9 (x y) T 3 9 9"), Some(('T', 3, 9)));
     }
 

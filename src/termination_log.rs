@@ -248,29 +248,13 @@ mod tests {
             cgroup_scope: Some("container"),
             cgroup_foreign_processes: Some(0),
             memory_peak_bytes: Some(64 << 20),
-            memory_peak_source: None,
             memory_limit: Some(Limit::Value(64 << 20)),
-            memory_working_set_max_bytes: None,
-            memory_working_set_mean_bytes: None,
-            swap_peak_bytes: None,
-            max_rss_bytes: None,
             cpu_user_ms: Some(3_000),
             cpu_system_ms: Some(120),
-            cpu_throttled_ms: None,
-            cpu_limit: None,
-            cpu_mean_cores: None,
-            cpu_max_cores: None,
             oom_killed: Some(true),
             oom_kills: Some(1),
             oom_suspected: Some(false),
-            memory_limit_hits: None,
-            pids_peak: None,
-            memory_pressure_some_ms: None,
-            memory_pressure_full_ms: None,
-            cpu_pressure_some_ms: None,
-            processes: 1,
             samples: 3,
-            top_processes: Vec::new(),
             oom_victims: Some(vec![Victim {
                 pid: 4211,
                 comm: Some("python3".into()),
@@ -279,6 +263,7 @@ mod tests {
                 exact: true,
             }]),
             main_child_oom_victim: Some(true),
+            ..Usage::unknown()
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Accountant {
     /// The most cores the workload can use: the CPUs sentinit may run on (its children inherit the
     /// affinity), and the CPU limit when there is one. No rate above it is reported.
     max_cores: Option<f64>,
+    /// The CPUs sentinit (and so the workload) may run on, read once.
+    affinity: Option<usize>,
     last_tick_cpu: (Instant, Option<u64>),
     warned_near_limit: bool,
     child: Option<i32>,
@@ -131,6 +133,45 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// A run of which nothing is known (one process, no sample): the base the tests of the modules
+    /// that read a `Usage` fill in.
+    #[cfg(test)]
+    pub fn unknown() -> Usage {
+        Usage {
+            started_at: std::time::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            cgroup_version: None,
+            cgroup_scope: None,
+            cgroup_foreign_processes: None,
+            memory_peak_bytes: None,
+            memory_peak_source: None,
+            memory_limit: None,
+            memory_working_set_max_bytes: None,
+            memory_working_set_mean_bytes: None,
+            swap_peak_bytes: None,
+            max_rss_bytes: None,
+            cpu_user_ms: None,
+            cpu_system_ms: None,
+            cpu_throttled_ms: None,
+            cpu_limit: None,
+            cpu_mean_cores: None,
+            cpu_max_cores: None,
+            oom_killed: None,
+            oom_kills: None,
+            oom_suspected: None,
+            memory_limit_hits: None,
+            pids_peak: None,
+            memory_pressure_some_ms: None,
+            memory_pressure_full_ms: None,
+            cpu_pressure_some_ms: None,
+            processes: 1,
+            samples: 0,
+            top_processes: Vec::new(),
+            oom_victims: None,
+            main_child_oom_victim: None,
+        }
+    }
+
     pub fn memory_limit_bytes(&self) -> Option<u64> {
         match self.memory_limit? {
             Limit::Value(bytes) => Some(bytes),
@@ -170,6 +211,7 @@ impl Accountant {
             children_baseline: children_rusage(),
             min_rate_gap: config.interval / 2,
             max_cores: None,
+            affinity: affinity_cpus(),
             heartbeat: config.heartbeat,
             last_heartbeat: (Instant::now(), None),
             last_tick_cpu: (Instant::now(), None),
@@ -185,7 +227,7 @@ impl Accountant {
             processes: crate::processes::Processes::new(),
         };
         accountant.baseline = accountant.read(true);
-        accountant.max_cores = max_cores(affinity_cpus(), accountant.baseline.cpu_limit);
+        accountant.max_cores = max_cores(accountant.affinity, accountant.baseline.cpu_limit);
         if accountant.baseline.cpu_usage_us.is_none() {
             // CPU time then comes from /proc/<pid>/stat, in clock ticks (utime, stime, cutime and
             // cstime each rounded down), and from RUSAGE_CHILDREN at each reap: two readings can each be
@@ -205,8 +247,8 @@ impl Accountant {
 
     /// The memory and CPU limits read at start, the tightest along the ancestors: those of the workload's
     /// own group too, which inherits them (see [`crate::limits`]).
-    pub fn limits(&self) -> (Option<Limit>, Option<CpuLimit>) {
-        (self.baseline.memory_limit, self.baseline.cpu_limit)
+    pub fn limits(&self) -> (Option<Limit>, Option<CpuLimit>, Option<usize>) {
+        (self.baseline.memory_limit, self.baseline.cpu_limit, self.affinity)
     }
 
     /// The `cgroup.procs` files the workload joins between fork and exec (its own group), if any.

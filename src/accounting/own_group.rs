@@ -355,23 +355,26 @@ fn on_filesystem(dir: &Path, magic: i64) -> bool {
 /// Removes `dir` and the empty groups below it (a workload may have made its own), deepest first,
 /// within 16 levels and 256 groups; true when `dir` is gone.
 fn remove_tree(dir: &Path, depth: usize) -> bool {
-    static BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(256);
-    if depth < 16 {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir())
-                    && BUDGET
-                        .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |b| {
-                            b.checked_sub(1)
-                        })
-                        .is_ok()
-                {
-                    remove_tree(&entry.path(), depth + 1);
-                }
-            }
+    remove_below(dir, depth, &mut 256);
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
+}
+
+/// The groups below `dir`, deepest first, while `budget` lasts.
+fn remove_below(dir: &Path, depth: usize, budget: &mut usize) {
+    if depth >= 16 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            *budget -= 1;
+            remove_below(&entry.path(), depth + 1, budget);
+            let _ = std::fs::remove_dir(entry.path());
         }
     }
-    std::fs::remove_dir(dir).is_ok() || !dir.exists()
 }
 
 /// rmdir (with the groups the workload made below), retried briefly: a process reaped a moment ago
