@@ -5,6 +5,7 @@
 //! → report. [`run`] is that pipeline; `main.rs` only collects argv.
 
 pub mod accounting;
+pub mod arena;
 pub mod config;
 pub mod environ;
 pub mod exit_reason;
@@ -90,8 +91,8 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
 fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsString)], sentinit_started: Instant) -> i32 {
     log::set_verbose(config.verbose);
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored (except
-    // SIGCHLD, see signals::inherited_ignores).
-    let mut setup = spawn::ChildSetup { inherited_ignores: signals::inherited_ignores(), join_cgroups: Vec::new() };
+    // SIGCHLD, see signals::Inherited).
+    let mut setup = spawn::ChildSetup { inherited: signals::Inherited::read(), join_cgroups: Vec::new() };
     // Signals are taken over before identity is resolved, so a `docker stop` that arrives during those
     // two seconds is held and forwarded to the workload once it exists, instead of being lost (PID 1
     // ignores signals it has no handler for) or killing sentinit before it started anything.
@@ -113,9 +114,6 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     let self_files = paths::SelfFiles::read();
     let identity = identity::resolve(config, env, &self_files);
 
-    // The exec-error pipe is made before accounting opens its files: under a low RLIMIT_NOFILE
-    // accounting goes without files, the workload does not go without its start.
-    let error_pipe = spawn::error_pipe();
     // The baseline is taken before the workload exists, so every counter's delta is the workload's. It
     // also reads the limits, which go into the workload's environment.
     let mut accountant = accounting::Accountant::start(config, &self_files);
@@ -136,13 +134,12 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
         log::line(format_args!("{}{}", identity.start_line(), limits.start_fields()));
     }
 
-    let launch = spawn::Launch::prepare(&config.command, &environ).map(|launch| launch.with_error_pipe(error_pipe));
+    let launch = spawn::Launch::prepare(&config.command, &environ);
     let started = launch.and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
         let display = launch.display().to_string();
         let child = spawn::spawn(launch, &setup, take_terminal)?;
-        // spawn returns once the exec-error pipe closed: the workload's own program is running now (or,
-        // when no pipe could be made, right after the fork).
+        // spawn returns once the child has exec'd: the workload's own program is running now.
         let init_duration = sentinit_started.elapsed();
         debug!(
             "started {display} as pid {child} in its own process group{}",

@@ -6,6 +6,10 @@
 #![no_main]
 
 use std::ffi::{CStr, OsString};
+
+/// Small blocks from a static arena instead of musl's allocator (see sentinit::arena for why).
+#[global_allocator]
+static ALLOCATOR: sentinit::arena::Arena = sentinit::arena::Arena::new();
 use std::os::unix::ffi::OsStringExt;
 
 /// # Safety

@@ -35,15 +35,32 @@ pub const MAX_PROC_FILE: u64 = 4 * 1024 * 1024;
 
 /// Reads `path` whole, without blocking on open, only when it is a regular file (procfs, sysfs,
 /// cgroupfs and fixture files all are), and only up to `max` bytes (more is an error, not a cut).
+///
+/// procfs and cgroupfs files report a size of 0, so std's `read_to_end` would start at 32 bytes and
+/// double (eight reads for a mountinfo); the first 4 KiB go to a stack buffer instead, which holds
+/// every file sentinit reads at start in one read(2) plus the one that sees the end.
 pub fn read_guarded(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+    let mut file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
     }
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes)?;
+    let mut first = [0u8; 4096];
+    let mut filled = 0;
+    while filled < first.len() {
+        match file.read(&mut first[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut bytes = first[..filled].to_vec();
+    if filled == first.len() {
+        file.take((max + 1).saturating_sub(filled as u64)).read_to_end(&mut bytes)?;
+    }
     if bytes.len() as u64 > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
     }

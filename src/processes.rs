@@ -272,10 +272,28 @@ impl Processes {
     /// so that a process killed between the two is either seen to vanish in this sample (the counter,
     /// read later, includes its kill) or still listed, its kill then explained at the next sample.
     pub fn sample(&mut self, read_oom_kills: impl FnOnce() -> Option<u64>) {
+        self.sample_unless(None, read_oom_kills)
+    }
+
+    /// The sample when the main child `main` has exited: as [`Processes::sample`], but without the
+    /// /proc scan when it could find nothing of the workload's but that zombie (whose exact figures
+    /// come from wait4 in a moment): sentinit has no other child, so no other descendant (orphans are
+    /// reparented to it), and the table holds nobody else. Outside PID 1 that scan reads every process
+    /// of the machine once; for a short job it was half of sentinit's own time.
+    pub fn sample_at_main_exit(&mut self, main: i32, read_oom_kills: impl FnOnce() -> Option<u64>) {
+        self.sample_unless(Some(main), read_oom_kills)
+    }
+
+    fn sample_unless(&mut self, main_exited: Option<i32>, read_oom_kills: impl FnOnce() -> Option<u64>) {
         // At most one scan per SCAN_EVERY, whatever --interval says (10 ms would make a scan of 2,000
         // processes cost a quarter of a core), except while a counted kill is unexplained.
         let due = self.last_scan.map_or(true, |at| at.elapsed() >= SCAN_EVERY) || self.unexplained > 0;
-        if due && proctree::is_own() {
+        let only_main_left = |processes: &Processes, main: i32| {
+            processes.live.keys().all(|pid| *pid == main)
+                && proctree::own_children().is_some_and(|children| children.iter().all(|pid| *pid == main))
+        };
+        let pointless = main_exited.is_some_and(|main| only_main_left(self, main));
+        if due && !pointless && proctree::is_own() {
             self.last_scan = Some(std::time::Instant::now());
             self.scan();
         }

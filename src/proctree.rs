@@ -12,6 +12,7 @@
 //! otherwise sentinit says so once and does without.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Is the live /proc this PID namespace's own? Decided once it could be checked; the first `false`
@@ -73,9 +74,9 @@ enum Check {
 /// namespace below sentinit's has no /proc/self at all (ENOENT).
 fn check_own() -> Result<(), Check> {
     let own = std::process::id().to_string();
-    let status = match std::fs::read_to_string("/proc/self/status") {
-        Ok(status) => status,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::path::Path::new("/proc/1").exists() => {
+    let status = match crate::paths::read_guarded(Path::new("/proc/self/status"), crate::paths::MAX_PROC_FILE) {
+        Ok(status) => String::from_utf8_lossy(&status).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && Path::new("/proc/1").exists() => {
             return Err(Check::Foreign("it has no /proc/self for sentinit".to_string()))
         }
         Err(e) => return Err(Check::Unreadable(format!("/proc/self/status: {e}"))),
@@ -163,6 +164,19 @@ pub fn descendant_pids(root: i32) -> std::io::Result<Vec<i32>> {
         }
     }
     Ok(found.into_iter().collect())
+}
+
+/// sentinit's children, from the kernel's list for its main thread (which starts the workload and to
+/// which orphans are reparented). `None` where that list cannot be read (no CONFIG_PROC_CHILDREN,
+/// /proc not this namespace's).
+pub fn own_children() -> Option<Vec<i32>> {
+    if !is_own() {
+        return None;
+    }
+    let pid = std::process::id();
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let text = crate::paths::read_guarded(Path::new(&path), crate::paths::MAX_PROC_FILE).ok()?;
+    Some(String::from_utf8_lossy(&text).split_whitespace().filter_map(|s| s.parse().ok()).collect())
 }
 
 /// Is any member of process group `group` stopped (state T)?

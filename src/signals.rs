@@ -155,24 +155,53 @@ pub fn signalfd(mask: Mask) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// The signals whose disposition was SIG_IGN when sentinit started: set by its parent (`nohup`,
-/// `trap '' INT`). They stay ignored for the workload; every other signal reaches it at SIG_DFL.
+/// The dispositions sentinit must put right for its workload, read when sentinit starts.
 ///
-/// The signals the C library keeps for itself (32 up to its SIGRTMIN) are left out: glibc's
-/// posix_spawn marks them ignored in every child it starts, not as anyone's choice, and a workload must
-/// not inherit that. So is SIGCHLD: an ignored SIGCHLD makes the kernel reap children by itself, which
-/// breaks every program that waits for its own (a launcher's `trap '' CHLD` is about its zombies, and
-/// sentinit reaps those now).
-pub fn inherited_ignores() -> Mask {
-    let mut mask = Mask::empty();
-    for signal in (1..32).chain(rtmin()..=MAX_SIGNAL) {
-        if !matches!(signal, libc::SIGKILL | libc::SIGSTOP | libc::SIGCHLD)
-            && disposition(signal) == Some(libc::SIG_IGN)
-        {
-            mask = mask.with(signal);
+/// sentinit installs no handler (it reads signals through a signalfd), so every signal it does not
+/// touch reaches the workload as sentinit's parent left it: SIG_IGN survives fork and execve by
+/// itself (`nohup`, `trap '' INT` stay in force), and SIG_DFL stays SIG_DFL. Only three kinds need a
+/// system call between fork and exec, which keeps that stretch (and sentinit's start) short:
+/// - SIGTTIN and SIGTTOU, which sentinit ignores for itself: back to what the parent left;
+/// - the signals the C library keeps for itself (32 up to its SIGRTMIN), when found ignored: glibc's
+///   posix_spawn marks them ignored in every child it starts, not as anyone's choice, and a workload
+///   must not inherit that;
+/// - SIGCHLD is never passed on ignored: sentinit sets it to default for itself before it forks (an
+///   ignored SIGCHLD makes the kernel reap children by itself, which breaks every program that waits
+///   for its own; a launcher's `trap '' CHLD` is about its zombies, and sentinit reaps those now).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inherited {
+    /// SIGTTIN and SIGTTOU, where the parent ignored them.
+    pub terminal_ignores: Mask,
+    /// C-library signals found ignored, to be reset to default.
+    pub reserved_ignores: Mask,
+}
+
+impl Inherited {
+    /// Reads the few dispositions that matter (see the type's doc): five system calls.
+    pub fn read() -> Inherited {
+        let ignored = |signal: i32| disposition(signal) == Some(libc::SIG_IGN);
+        let mut inherited = Inherited::default();
+        for signal in [libc::SIGTTIN, libc::SIGTTOU].into_iter().filter(|s| ignored(*s)) {
+            inherited.terminal_ignores = inherited.terminal_ignores.with(signal);
+        }
+        for signal in (32..rtmin()).filter(|s| ignored(*s)) {
+            inherited.reserved_ignores = inherited.reserved_ignores.with(signal);
+        }
+        inherited
+    }
+
+    /// Puts the dispositions sentinit changed back for the workload. Only system calls, so it is safe
+    /// between fork and exec.
+    pub fn restore(&self) {
+        for signal in [libc::SIGTTIN, libc::SIGTTOU] {
+            set_ignored(signal, self.terminal_ignores.contains(signal));
+        }
+        for signal in 32..rtmin() {
+            if self.reserved_ignores.contains(signal) {
+                set_ignored(signal, false);
+            }
         }
     }
-    mask
 }
 
 /// The kernel's own `struct sigaction` for rt_sigaction: handler, flags, restorer, mask. Used instead

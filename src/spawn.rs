@@ -1,21 +1,25 @@
-//! Starting the workload: PATH lookup, fork, a clean signal state, its own process group, the terminal's
+//! Starting the workload: PATH lookup, a clean signal state, its own process group, the terminal's
 //! foreground, and exec.
 //!
+//! The child is made the way posix_spawn makes it: `clone(CLONE_VM | CLONE_VFORK)`, so it runs on
+//! sentinit's memory, on a stack of its own, while sentinit waits until it has exec'd or exited. A
+//! fork would copy sentinit's page tables only for the child to throw them away at exec, and both
+//! would then take copy-on-write faults: measured, that was the largest single cost of starting.
+//! Between clone and exec the child only makes system calls on data prepared before: no allocation,
+//! no locks, nothing written but its own stack and the one word that says why an exec failed.
+//!
 //! Everything that can fail in a way worth explaining (command not found, not executable, a missing
-//! interpreter) is decided before the fork or reported back through a close-on-exec pipe, so the error
-//! line names the path and the exit code is 127 or 126 as shells and tini use them. The pipe is made
-//! by [`error_pipe`], before accounting opens its files, so that a low RLIMIT_NOFILE costs
-//! accounting its files rather than the workload its start; without a pipe at all the workload still
-//! starts, and an exec failure is only an exit code. Between fork and exec the child only makes system
-//! calls: no allocation, no locks.
+//! interpreter) is decided before the clone or read back from that word, so the error line names the
+//! path and the exit code is 127 or 126 as shells and tini use them. No descriptor is needed for it,
+//! so a low RLIMIT_NOFILE cannot cost the workload its start or its error message.
 
 use crate::environ::Environ;
 use crate::signals::{self, Mask};
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The PATH searched when the workload's environment has none, as in Docker's default images.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -30,7 +34,7 @@ pub enum LaunchError {
     /// Found, but its `#!` interpreter or ELF program loader (named when known) is missing: exit code
     /// 126, as in shells.
     MissingInterpreter(String, Interpreter),
-    /// fork or pipe failed (out of processes or descriptors): exit code 1.
+    /// The clone failed (out of processes or memory): exit code 1.
     System(String, io::Error),
 }
 
@@ -95,33 +99,18 @@ pub enum Interpreter {
     Loader(Option<String>),
 }
 
-/// Makes the close-on-exec pipe a failed exec is reported through: (read end, write end). Made before
-/// accounting opens its files, and before the workload's environment is known (the accounting's
-/// limits go into it); without it the workload still starts (see the module doc).
-pub fn error_pipe() -> Option<(OwnedFd, OwnedFd)> {
-    match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(pipe) => Some(pipe),
-        Err(e) => {
-            crate::warn!("cannot create the exec-error pipe ({e}); an exec failure will show only as its exit code");
-            None
-        }
-    }
-}
-
-/// What the child needs to exec, prepared before the fork.
+/// What the child needs to exec, prepared before the clone.
 pub struct Launch {
     program: CString,
     display: String,
     argv: Vec<CString>,
     envp: Vec<CString>,
-    /// The close-on-exec pipe the child reports a failed exec through: (read end, write end).
-    error_pipe: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The state the workload should start with, where it differs from sentinit's own.
 pub struct ChildSetup {
-    /// Signals ignored by sentinit's parent: they stay ignored.
-    pub inherited_ignores: Mask,
+    /// The dispositions sentinit's parent left that sentinit changed for itself.
+    pub inherited: signals::Inherited,
     /// `cgroup.procs` files of the workload's own cgroup, joined before exec so that nothing the
     /// workload allocates is charged elsewhere (accounting::own_group).
     pub join_cgroups: Vec<CString>,
@@ -145,13 +134,7 @@ impl Launch {
         // Entries come from the C runtime's envp, so none holds a NUL; sentinit's own additions are
         // validated before they are added. Skipping is only a guard.
         let envp = env.entries().iter().filter_map(|entry| CString::new(entry.clone()).ok()).collect();
-        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp, error_pipe: None })
-    }
-
-    /// Hands the child the pipe from [`error_pipe`] to report a failed exec through.
-    pub fn with_error_pipe(mut self, pipe: Option<(OwnedFd, OwnedFd)>) -> Launch {
-        self.error_pipe = pipe;
-        self
+        Ok(Launch { program: cstring(program.into_os_string().into_vec())?, display, argv, envp })
     }
 
     /// The program as the user named it, for messages.
@@ -199,46 +182,57 @@ pub fn owns_foreground_terminal() -> bool {
         && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp())
 }
 
-/// Forks and execs the workload in its own process group. Returns its pid once the exec has succeeded.
+/// The child's stack while it shares sentinit's memory: it only makes system calls, and musl's
+/// posix_spawn gets by with 5 KiB.
+const CHILD_STACK_BYTES: usize = 16 * 1024;
+
+/// What [`child_main`] gets, in [`spawn`]'s frame, which stays put while the child runs.
+struct ChildArgs<'a> {
+    launch: &'a Launch,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    setup: &'a ChildSetup,
+    take_terminal: bool,
+    /// The errno of a failed execve; 0 while none failed.
+    exec_errno: &'a AtomicI32,
+}
+
+/// Starts the workload in its own process group. Returns its pid once it has exec'd.
 ///
-/// The caller must have blocked every signal (so a signal arriving between fork and exec waits for the
-/// workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
-pub fn spawn(mut launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
-    let (read_end, write_end) = match launch.error_pipe.take() {
-        Some((read_end, write_end)) => (Some(read_end), Some(write_end)),
-        None => (None, None),
-    };
+/// The caller must have blocked every signal (so a signal arriving between clone and exec waits for
+/// the workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
+pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
     let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-
-    // SAFETY: the child branch below only makes async-signal-safe system calls on data prepared before
-    // the fork, then execs or _exits, so it is sound even if another thread (ureq's resolver) held a
-    // lock at the moment of the fork.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        child_exec(&launch, &argv, &envp, setup, take_terminal, write_end.as_ref());
-    }
-    drop(write_end);
-    // Also from the parent, so the group exists before the first signal is forwarded to it.
-    // Failure (the child already exec'd after doing it itself) is harmless.
-    let child = nix::unistd::Pid::from_raw(pid);
-    let _ = nix::unistd::setpgid(child, child);
-
-    let Some(read_end) = read_end else {
-        return Ok(pid);
+    let exec_errno = AtomicI32::new(0);
+    let args = ChildArgs { launch: &launch, argv: &argv, envp: &envp, setup, take_terminal, exec_errno: &exec_errno };
+    // Capacity only: the kernel and the child write it; Rust never reads it.
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK_BYTES);
+    let stack_top = (stack.as_mut_ptr() as usize + CHILD_STACK_BYTES) & !15;
+    // SAFETY: CLONE_VFORK suspends this thread until the child has exec'd or exited, so `args` and the
+    // stack outlive every use the child makes of them. The child runs child_main on the stack given
+    // (CLONE_VM shares the memory, not the stack pointer) and only makes async-signal-safe system calls
+    // on data prepared here, so it is sound even if another thread (ureq's resolver) holds a lock now.
+    // No signal handler can run in it: every signal is blocked, and sentinit installs none.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack_top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ChildArgs as *mut libc::c_void,
+        )
     };
-    let mut errno_bytes = [0u8; 4];
-    let received = read_full(&read_end, &mut errno_bytes);
-    if received == 4 {
-        let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno_bytes));
-        // Reap the child that just reported its failure and is about to _exit.
+    if pid < 0 {
+        return Err(LaunchError::System("clone".into(), io::Error::last_os_error()));
+    }
+    // The child has exec'd or exited by now (CLONE_VFORK).
+    let errno = exec_errno.load(Ordering::Acquire);
+    if errno != 0 {
+        // Reap the child that failed to exec and has exited.
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(classify_exec_error(&launch, error));
+        return Err(classify_exec_error(&launch, io::Error::from_raw_os_error(errno)));
     }
     Ok(pid)
 }
@@ -328,44 +322,21 @@ pub fn exec_in_place(command: &[OsString], env: &Environ, setup: &ChildSetup) ->
     error.exit_code()
 }
 
-/// The workload's signal state: every disposition at default except those sentinit's parent
-/// ignored, nothing blocked. Only system calls, so it is safe between fork and exec.
+/// The workload's signal state: the dispositions sentinit's parent left (see signals::Inherited),
+/// nothing blocked. Only system calls, so it is safe between fork and exec.
 fn reset_signals(setup: &ChildSetup) {
-    for signal in 1..=signals::MAX_SIGNAL {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-            signals::set_ignored(signal, setup.inherited_ignores.contains(signal));
-        }
-    }
+    setup.inherited.restore();
     let _ = signals::set_blocked(Mask::empty());
 }
 
-/// Reads until `buffer` is full or EOF (the exec closed the pipe); returns the byte count.
-fn read_full(fd: &OwnedFd, buffer: &mut [u8]) -> usize {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match nix::unistd::read(fd, &mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    filled
-}
-
-/// The child side of [`spawn`]. Never returns.
-fn child_exec(
-    launch: &Launch,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    setup: &ChildSetup,
-    take_terminal: bool,
-    error_pipe: Option<&OwnedFd>,
-) -> ! {
-    // SAFETY: only async-signal-safe system calls on memory prepared before the fork.
+/// The child side of [`spawn`], on its own stack in sentinit's memory. Never returns.
+extern "C" fn child_main(args: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `args` points at the ChildArgs in spawn's frame, suspended until this child execs or exits.
+    let args = unsafe { &*(args as *const ChildArgs) };
+    // SAFETY: only async-signal-safe system calls on memory prepared before the clone.
     unsafe {
         libc::setpgid(0, 0);
-        for procs in &setup.join_cgroups {
+        for procs in &args.setup.join_cgroups {
             // "0" moves the writer itself. A failure leaves the workload where sentinit is: the parent
             // checked that it may write there, so this is not expected.
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -374,23 +345,16 @@ fn child_exec(
                 libc::close(fd);
             }
         }
-        if take_terminal {
+        if args.take_terminal {
             // Every signal is still blocked, so the SIGTTOU a background group gets here is held, not
             // acted on; the workload becomes the foreground group before it runs a single instruction.
             libc::tcsetpgrp(0, libc::getpid());
         }
-        reset_signals(setup);
-        libc::execve(launch.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        let errno = *libc::__errno_location();
-        let bytes = errno.to_ne_bytes();
-        match error_pipe {
-            Some(pipe) => {
-                libc::write(pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-                libc::_exit(127);
-            }
-            // No pipe to explain through: at least the exit code says which kind of failure.
-            None => libc::_exit(if errno == libc::ENOENT || errno == libc::ENOTDIR { 127 } else { 126 }),
-        }
+        reset_signals(args.setup);
+        libc::execve(args.launch.program.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr());
+        // errno is sentinit's main thread's (the child shares its thread pointer): read it at once.
+        args.exec_errno.store((*libc::__errno_location()).max(1), Ordering::Release);
+        libc::_exit(127)
     }
 }
 

@@ -18,8 +18,17 @@ use std::path::{Path, PathBuf};
 /// a cgroup file, and a cut-off parse of it would be wrong: it reads as `None`.
 pub const MAX_FILE: usize = 64 * 1024;
 
-/// What the first read of a file gets; the buffer doubles (once) until the whole file fits.
-const FIRST_BUFFER: usize = 512;
+/// What the first read of a file gets; the buffer doubles until the whole file fits. A keyed file is
+/// made whole by the kernel at every read (memory.stat costs a walk of the group's statistics), and a
+/// read that starts past offset 0 makes it again, so those get room for all of it at once; a number
+/// needs a few bytes.
+fn first_buffer(name: &str) -> usize {
+    match name {
+        "memory.stat" => 4096,
+        "stat" | "cpu.stat" | "memory.events" | "memory.oom_control" | "memory.pressure" | "cpu.pressure" => 512,
+        _ => 64,
+    }
+}
 
 /// One cgroup file, opened once, with the buffer it is re-read into.
 pub struct CounterFile {
@@ -34,7 +43,7 @@ impl CounterFile {
     pub fn open(dir: &Path, name: &str) -> Option<CounterFile> {
         let path = dir.join(name);
         match open_regular(&path, false) {
-            Ok(file) => Some(CounterFile { file, path, buffer: Vec::new() }),
+            Ok(file) => Some(CounterFile { file, path, buffer: Vec::with_capacity(first_buffer(name)) }),
             Err(e) => {
                 crate::debug!("accounting: {}: {e}", path.display());
                 None
@@ -47,7 +56,7 @@ impl CounterFile {
     pub fn open_writable(dir: &Path, name: &str) -> Option<CounterFile> {
         let path = dir.join(name);
         match open_regular(&path, true) {
-            Ok(file) => Some(CounterFile { file, path, buffer: Vec::new() }),
+            Ok(file) => Some(CounterFile { file, path, buffer: Vec::with_capacity(first_buffer(name)) }),
             Err(e) => {
                 crate::debug!("accounting: {} not writable ({e}); opening it read-only", path.display());
                 CounterFile::open(dir, name)
@@ -59,7 +68,7 @@ impl CounterFile {
     /// not UTF-8, or when it fills [`MAX_FILE`].
     pub fn read(&mut self) -> Option<&str> {
         if self.buffer.is_empty() {
-            self.buffer.resize(FIRST_BUFFER, 0);
+            self.buffer.resize(self.buffer.capacity().max(64), 0);
         }
         let mut filled = 0;
         loop {

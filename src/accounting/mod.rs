@@ -435,17 +435,22 @@ impl Accountant {
     }
 }
 
-impl crate::supervise::Observer for Accountant {
-    fn tick(&mut self) {
+impl Accountant {
+    /// One sample; `main_exited`: the main child has just exited (see Processes::sample_at_main_exit).
+    fn sample(&mut self, main_exited: bool) {
         // The processes first, the counters after: see Processes::sample.
         let mut reading = Reading::default();
         let controllers = &mut self.controllers;
-        self.processes.sample(|| {
+        let read_oom_kills = || {
             for controller in controllers.iter_mut() {
                 controller.sample(&mut reading);
             }
             reading.oom_kills
-        });
+        };
+        match (main_exited, self.child) {
+            (true, Some(main)) => self.processes.sample_at_main_exit(main, read_oom_kills),
+            _ => self.processes.sample(read_oom_kills),
+        }
         let now = Instant::now();
         let samples = &mut self.samples;
         samples.count += 1;
@@ -488,11 +493,17 @@ impl crate::supervise::Observer for Accountant {
             }
         }
     }
+}
+
+impl crate::supervise::Observer for Accountant {
+    fn tick(&mut self) {
+        self.sample(false);
+    }
 
     fn main_exited(&mut self) {
         // What the main child left behind, before it is ended: a run shorter than --interval still
         // gets a sample.
-        self.tick();
+        self.sample(true);
     }
 
     fn child_exiting(&mut self, pid: i32) {
@@ -663,20 +674,17 @@ fn process_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Sets sentinit's own oom_score_adj to -1000. Lowering needs CAP_SYS_RESOURCE; without it sentinit
-/// keeps its value and says so with -v.
+/// keeps its value and says so with -v. One write, no read first: writing the value it already has
+/// succeeds without the capability.
 fn protect_from_oom_killer() {
-    const PATH: &str = "/proc/self/oom_score_adj";
-    let Some(original) = std::fs::read_to_string(PATH).ok().and_then(|text| text.trim().parse::<i32>().ok()) else {
-        return;
-    };
-    if original == -1000 {
-        return;
-    }
-    match std::fs::write(PATH, "-1000") {
-        Ok(()) => debug!("oom_score_adj set to -1000 (was {original}): the OOM killer spares sentinit"),
-        Err(e) => debug!(
-            "cannot set oom_score_adj to -1000 ({e}; needs CAP_SYS_RESOURCE): an OOM kill may take sentinit and its report"
-        ),
+    match std::fs::OpenOptions::new().write(true).open("/proc/self/oom_score_adj") {
+        Ok(mut file) => match std::io::Write::write_all(&mut file, b"-1000") {
+            Ok(()) => debug!("oom_score_adj set to -1000: the OOM killer spares sentinit"),
+            Err(e) => debug!(
+                "cannot set oom_score_adj to -1000 ({e}; needs CAP_SYS_RESOURCE): an OOM kill may take sentinit and its report"
+            ),
+        },
+        Err(e) => debug!("cannot open /proc/self/oom_score_adj ({e}): an OOM kill may take sentinit and its report"),
     }
 }
 
