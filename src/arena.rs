@@ -6,17 +6,19 @@
 //! runs, and 36 KiB of private memory while supervising, for a heap whose live size is a few KiB.
 //!
 //! sentinit's heap is small and bounded (nothing it keeps grows with the workload beyond fixed caps,
-//! see processes.rs), so here every block of up to [`LARGEST`] bytes is carved from one arena in
-//! `.bss`, back to back, and goes to a free list of its power-of-two class when freed, for the next
-//! block of that class. Pages of the arena that are never reached cost nothing. Larger blocks, blocks
-//! aligned to more than 16 bytes, and everything once the arena is used up go to the C library.
+//! see processes.rs), so here every block of up to [`LARGEST`] bytes is carved from one arena, back to
+//! back, and goes to a free list of its power-of-two class when freed, for the next block of that
+//! class. The arena is one anonymous mapping made at the first allocation: its address is randomized
+//! like any mmap (the binary itself is not position-independent, see .cargo/config.toml), and pages
+//! never reached cost nothing. Larger blocks, blocks aligned to more than 16 bytes, and everything once
+//! the arena is used up (or could not be mapped) go to the C library.
 //!
 //! Threads: sentinit has a few short-lived ones (the ECS resolver, the report file, the termination
 //! message), so a spin lock held for a few instructions is enough.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The arena's size: room for several times what sentinit uses at its peak.
 const ARENA_BYTES: usize = 256 * 1024;
@@ -27,10 +29,11 @@ const LARGEST: usize = 4096;
 /// Classes 16, 32, ... 4096.
 const CLASSES: usize = (LARGEST / SMALLEST).trailing_zeros() as usize + 1;
 
-#[repr(C, align(4096))]
-struct Bytes([u8; ARENA_BYTES]);
-
 struct State {
+    /// The mapping, made at the first allocation; null before, or when mmap failed.
+    base: *mut u8,
+    /// Set once the mapping was tried.
+    mapped: bool,
     /// Offset of the first byte never handed out.
     next: usize,
     /// Per class, the most recently freed block (its first word links to the one before), or null.
@@ -39,20 +42,26 @@ struct State {
 
 pub struct Arena {
     locked: AtomicBool,
+    /// The mapping's address once made (0 before): read without the lock by `contains`.
+    start: AtomicUsize,
     state: UnsafeCell<State>,
-    bytes: UnsafeCell<Bytes>,
 }
 
-// SAFETY: `state` is only touched with `locked` held, and each block of `bytes` belongs to one owner
-// at a time, as the GlobalAlloc contract says.
+// SAFETY: `state` is only touched with `locked` held, and each block of the mapping belongs to one
+// owner at a time, as the GlobalAlloc contract says.
 unsafe impl Sync for Arena {}
 
 impl Arena {
     pub const fn new() -> Arena {
         Arena {
             locked: AtomicBool::new(false),
-            state: UnsafeCell::new(State { next: 0, free: [std::ptr::null_mut(); CLASSES] }),
-            bytes: UnsafeCell::new(Bytes([0; ARENA_BYTES])),
+            start: AtomicUsize::new(0),
+            state: UnsafeCell::new(State {
+                base: std::ptr::null_mut(),
+                mapped: false,
+                next: 0,
+                free: [std::ptr::null_mut(); CLASSES],
+            }),
         }
     }
 
@@ -66,8 +75,8 @@ impl Arena {
     }
 
     fn contains(&self, ptr: *mut u8) -> bool {
-        let start = self.bytes.get() as usize;
-        (start..start + ARENA_BYTES).contains(&(ptr as usize))
+        let start = self.start.load(Ordering::Acquire);
+        start != 0 && (start..start + ARENA_BYTES).contains(&(ptr as usize))
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -82,8 +91,29 @@ impl Arena {
 
     /// A block of class `class` from the arena, or null when it is used up.
     fn take(&self, class: usize) -> *mut u8 {
-        let base = self.bytes.get() as *mut u8;
         self.with_state(|state| {
+            if !state.mapped {
+                state.mapped = true;
+                // SAFETY: a new private anonymous mapping, touching nothing that exists.
+                let base = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        ARENA_BYTES,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                        -1,
+                        0,
+                    )
+                };
+                if base != libc::MAP_FAILED {
+                    state.base = base.cast();
+                    self.start.store(base as usize, Ordering::Release);
+                }
+            }
+            let base = state.base;
+            if base.is_null() {
+                return std::ptr::null_mut();
+            }
             let head = state.free[class];
             if !head.is_null() {
                 // SAFETY: a freed block of this class holds the link written by `give_back`.
@@ -118,7 +148,7 @@ impl Default for Arena {
 
 // SAFETY: blocks are handed out once until given back; each is at least the layout's size (its class
 // rounds the size up to a power of two of at least 16) and 16-aligned (every class size is a multiple
-// of 16 from a 4096-aligned base), which is all the alignment the arena accepts.
+// of 16 from a page-aligned mapping), which is all the alignment the arena accepts.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if let Some(class) = Arena::class(layout) {
@@ -168,6 +198,7 @@ mod tests {
     #[test]
     fn blocks_are_reused_aligned_and_large_ones_go_elsewhere() {
         let arena = Box::leak(Box::new(Arena::new()));
+        assert!(!arena.contains(std::ptr::null_mut()), "nothing is in an arena not mapped yet");
         let small = Layout::from_size_align(24, 8).unwrap();
         unsafe {
             let a = arena.alloc(small);

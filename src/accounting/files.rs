@@ -24,7 +24,7 @@ pub const MAX_FILE: usize = 64 * 1024;
 /// needs a few bytes.
 fn first_buffer(name: &str) -> usize {
     match name {
-        "memory.stat" => 4096,
+        "memory.stat" => 2048,
         "stat" | "cpu.stat" | "memory.events" | "memory.oom_control" | "memory.pressure" | "cpu.pressure" => 512,
         _ => 64,
     }
