@@ -308,6 +308,14 @@ impl Processes {
             return;
         }
         let mut buffer = [0u8; STAT_BYTES];
+        if !self.live.contains_key(&pid) {
+            // Never sampled: its name is all that is wanted (its figures come from wait4), and `comm`
+            // costs the kernel a fraction of what the whole stat line does.
+            let Some(length) = read_proc(pid, b"comm", &mut buffer) else { return };
+            let comm = lossy(buffer[..length].strip_suffix(b"\n").unwrap_or(&buffer[..length]));
+            self.zombie = Some(Zombie { pid, start: 0, comm: comm.into() });
+            return;
+        }
         let Some(length) = read_proc(pid, b"stat", &mut buffer) else { return };
         let Some(stat) = parse_stat(pid, &buffer[..length]) else { return };
         let comm = lossy(&buffer[stat.comm.0 as usize..][..stat.comm.1 as usize]);
