@@ -5,7 +5,7 @@
 #
 # Usage (as root, from anywhere):  bench/run.sh [--quick] [--write]
 #   --quick   fewer samples: about 1-2 minutes once the binaries are built (full mode: about 5 minutes)
-#   --write   also replace the generated blocks of README.md and docs/benchmarks.md with this run's
+#   --write   also put this run's tables into README.md and docs/benchmarks.md (between their markers)
 #   Environment:
 #   SENTINIT=/path          the sentinit binary to measure (default: build the static musl release,
 #                           `cargo build --release --target x86_64-unknown-linux-musl`, in this checkout)
@@ -161,6 +161,7 @@ describe_sentinit() { # $1: col
 
 gcc -O2 -o "$WORK/orphans" "$HERE/orphans.c" >&2 || die "could not compile bench/orphans.c"
 gcc -O2 -o "$WORK/siglat" "$HERE/siglat.c" >&2 || die "could not compile bench/siglat.c"
+gcc -O2 -static -o "$WORK/execlat" "$HERE/execlat.c" >&2 || die "could not compile bench/execlat.c statically (libc6-dev?)"
 
 # ---------------------------------------------------------------------------------------------
 # Helpers.
@@ -223,47 +224,64 @@ for col in "${COLS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# Startup: hyperfine -N in rounds, order shuffled per round.
+# Startup, in rounds with the order shuffled per round: hyperfine -N of `/bin/true` through each shim,
+# then bench/execlat.c's time from the fork of the shim to its workload's execve.
 # ---------------------------------------------------------------------------------------------
 wait_idle startup
-say "startup: $ROUNDS rounds of hyperfine -N ($WARMUP warm-up + $RUNS runs per command)"
+say "startup: $ROUNDS rounds of hyperfine -N ($WARMUP warm-up + $RUNS runs per command) and of execlat ($RUNS runs)"
 declare -A CMD
-CMD[true]=/bin/true
+CMD[true]=""
 for col in "${SENTINITS[@]}"; do
-    CMD[$col-q]="${BIN[$col]} $QUIET_ARGS /bin/true"
-    CMD[$col-d]="${BIN[$col]} ${CHILD_ARGS[$col]} /bin/true"
+    CMD[$col-q]="${BIN[$col]} $QUIET_ARGS"
+    CMD[$col-d]="${BIN[$col]} ${CHILD_ARGS[$col]}"
 done
-for col in "${PEERS[@]}"; do CMD[$col]="${BIN[$col]} ${CHILD_ARGS[$col]} /bin/true"; done
+for col in "${PEERS[@]}"; do CMD[$col]="${BIN[$col]} ${CHILD_ARGS[$col]}"; done
 : >"$WORK/startup.txt"
+: >"$WORK/execve.txt"
 for round in $(seq "$ROUNDS"); do
     hf=(hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/round.json")
-    while read -r name; do hf+=(-n "$name" "${CMD[$name]}"); done < <(printf '%s\n' "${!CMD[@]}" | shuf)
+    while read -r name; do hf+=(-n "$name" "${CMD[$name]} /bin/true"); done < <(printf '%s\n' "${!CMD[@]}" | shuf)
     "${hf[@]}" >/dev/null 2>"$WORK/hyperfine.err" || die "hyperfine failed: $(cat "$WORK/hyperfine.err")"
     jq -r --arg r "$round" '.results[] | "\($r) \(.command) \(.median * 1000)"' "$WORK/round.json" >>"$WORK/startup.txt"
+    for name in $(printf '%s\n' "${!CMD[@]}" | shuf); do
+        # shellcheck disable=SC2086 # the command is meant to split
+        out=$("$WORK/execlat" run "$RUNS" "$WORK/execlat.shared" -- ${CMD[$name]} "$WORK/execlat" stamp "$WORK/execlat.shared" \
+            </dev/null 2>/dev/null)
+        us=$(field "$out" median_us)
+        [ -n "$us" ] && [ "$(field "$out" missed)" = 0 ] || die "execlat failed for $name: '$out'"
+        echo "$round $name $(awk -v u="$us" 'BEGIN { print u / 1000 }')" >>"$WORK/execve.txt"
+    done
 done
-# Per round: each command's median, its ratio to that round's tini, its excess over that round's /bin/true.
-awk '{ m[$1, $2] = $3; rounds[$1] = 1; names[$2] = 1 } END {
-    for (r in rounds) for (n in names) print n, m[r, n], m[r, n] / m[r, "tini"], m[r, n] - m[r, "true"] }' \
-    "$WORK/startup.txt" >"$WORK/startup-per-round.txt"
-startup_stat() { awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$WORK/startup-per-round.txt" | stats; }
+# Per round: each command's median, its ratio to that round's tini, its excess over that round's baseline.
 declare -A RATIO_RANGE
-TRUE_MS=$(startup_stat true 2 | cut -d' ' -f1)
-startup_figs() { # $1: command name, $2: col, $3: figure suffix (q or d)
-    local ms ratio above
-    ms=$(startup_stat "$1" 2 | cut -d' ' -f1)
-    read -r ratio lo hi < <(startup_stat "$1" 3)
-    above=$(startup_stat "$1" 4 | cut -d' ' -f1)
-    set_fig "startup_$3" "$2" "$(fmt "$ms" '%.3f ms')" "$ms"
-    set_fig "above_$3" "$2" "$(fmt "$above" '+%.3f ms')" "$above"
-    RATIO_RANGE[startup_$3,$2]="$(fmt "$ratio" '%.2f') ($(fmt "$lo" '%.2f')–$(fmt "$hi" '%.2f'))"
+per_round() { # $1: the file of "round name ms" lines; writes "name ms ratio above" lines to $1.per-round
+    awk '{ m[$1, $2] = $3; rounds[$1] = 1; names[$2] = 1 } END {
+        for (r in rounds) for (n in names) print n, m[r, n], m[r, n] / m[r, "tini"], m[r, n] - m[r, "true"] }' \
+        "$1" >"$1.per-round"
 }
-for col in "${SENTINITS[@]}"; do
-    startup_figs "$col-q" "$col" q
-    startup_figs "$col-d" "$col" d
-done
-for col in "${PEERS[@]}"; do
-    startup_figs "$col" "$col" q
-    startup_figs "$col" "$col" d
+round_stat() { awk -v n="$2" -v c="$3" '$1 == n { print $c }' "$1.per-round" | stats; }
+round_figs() { # $1: file, $2: command name, $3: col, $4: figure, $5: figure of the excess (or "")
+    local ms ratio lo hi above
+    ms=$(round_stat "$1" "$2" 2 | cut -d' ' -f1)
+    read -r ratio lo hi < <(round_stat "$1" "$2" 3)
+    set_fig "$4" "$3" "$(fmt "$ms" '%.3f ms')" "$ms"
+    RATIO_RANGE[$4,$3]="$(fmt "$ratio" '%.2f') ($(fmt "$lo" '%.2f')–$(fmt "$hi" '%.2f'))"
+    if [ -n "$5" ]; then
+        above=$(round_stat "$1" "$2" 4 | cut -d' ' -f1)
+        set_fig "$5" "$3" "$(fmt "$above" '+%.3f ms')" "$above"
+    fi
+}
+per_round "$WORK/startup.txt"
+per_round "$WORK/execve.txt"
+TRUE_MS=$(round_stat "$WORK/startup.txt" true 2 | cut -d' ' -f1)
+EXEC_ALONE_MS=$(round_stat "$WORK/execve.txt" true 2 | cut -d' ' -f1)
+for col in "${COLS[@]}"; do
+    for v in q d; do
+        name=$col
+        [[ " ${SENTINITS[*]} " == *" $col "* ]] && name=$col-$v
+        round_figs "$WORK/startup.txt" "$name" "$col" "startup_$v" "above_$v"
+        round_figs "$WORK/execve.txt" "$name" "$col" "exec_$v" ""
+    done
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +289,6 @@ done
 # ---------------------------------------------------------------------------------------------
 say "syscalls: strace -f, $SYSCALL_RUNS run(s) per command"
 count_syscalls() { # the shim's argv (without the workload); prints the count
-
     for _ in $(seq "$SYSCALL_RUNS"); do
         strace -f -qq -o "$WORK/trace.txt" "$@" /bin/true </dev/null >/dev/null 2>&1
         awk 'NR == 1 { next }
@@ -426,13 +443,16 @@ done
 # ---------------------------------------------------------------------------------------------
 # The tables.
 # ---------------------------------------------------------------------------------------------
-FIGS=(startup_q startup_d above_q above_d sys_q sys_d mem_child mem_pid1 wake_d wake_q size reap siglat)
+FIGS=(startup_q startup_d above_q above_d exec_q exec_d sys_q sys_d mem_child mem_pid1 wake_d wake_q size reap siglat)
+COMPACT_FIGS=(startup_q startup_d above_q exec_d sys_d mem_child mem_pid1 wake_d wake_q size reap siglat)
 declare -A FIG_LABEL GOAL
 FIG_LABEL=(
     [startup_q]='`/bin/true` through the shim, `-q --report none`'
     [startup_d]='`/bin/true` through the shim, defaults'
     [above_q]='time above `/bin/true` alone, `-q --report none`'
     [above_d]='time above `/bin/true` alone, defaults'
+    [exec_q]="time to the workload's execve, \`-q --report none\`"
+    [exec_d]="time to the workload's execve, defaults"
     [sys_q]="syscalls before the workload's execve, \`-q --report none\`"
     [sys_d]="syscalls before the workload's execve, defaults"
     [mem_child]='private memory supervising, as a child: RssAnon / Private_Dirty'
@@ -444,7 +464,7 @@ FIG_LABEL=(
     [siglat]='signal latency, SIGUSR1 → workload handler'
 )
 GOAL=(
-    [startup_q]='' [startup_d]='≤ 1.25× musl tini' [above_q]='' [above_d]='' [sys_q]='' [sys_d]=''
+    [startup_q]='' [startup_d]='≤ 1.25× musl tini' [above_q]='' [above_d]='' [exec_q]='' [exec_d]='≤ 1.25× musl tini' [sys_q]='' [sys_d]=''
     [mem_child]='≤ 48 KiB' [mem_pid1]='≤ 48 KiB' [wake_d]='10 (one per interval)' [wake_q]='0'
     [size]='≤ 1 MiB (minimal ≤ 512 KiB)' [reap]='' [siglat]=''
 )
@@ -474,7 +494,7 @@ best_peer() { # $1 figure: the lowest of the C peers, with its name(s)
     done
     [ -n "$best" ] || { echo "—"; return; }
     for col in "${PEERS[@]}"; do
-        [[ "$names" == "$col"* ]] && { echo "${CELL[$1,$col]} ($names)"; return; }
+        [[ "$names" == "$col"* ]] && { echo "$names: ${CELL[$1,$col]}"; return; }
     done
 }
 [ "$QUICK" = 1 ] && mode=quick || mode=full
@@ -512,7 +532,7 @@ compact_table() {
     line="|---|"
     for col in "${SENTINITS[@]}" tini best "${SENTINITS[@]}"; do line+="---:|"; done
     echo "$line---|"
-    for fig in "${FIGS[@]}"; do
+    for fig in "${COMPACT_FIGS[@]}"; do
         line="| ${FIG_LABEL[$fig]} |"
         for col in "${SENTINITS[@]}"; do line+=" ${CELL[$fig,$col]:-—} |"; done
         line+=" ${CELL[$fig,tini]:-—} | $(best_peer "$fig") |"
@@ -521,7 +541,8 @@ compact_table() {
     done
 }
 footnote() {
-    echo "\`/bin/true\` alone: $(fmt "$TRUE_MS" '%.3f ms'); SIGUSR1 straight to the workload, no shim: ${CELL[siglat,direct]}." \
+    echo "\`/bin/true\` alone: $(fmt "$TRUE_MS" '%.3f ms'); the workload's execve with no shim (fork, exec): $(fmt "$EXEC_ALONE_MS" '%.3f ms');"
+    echo "SIGUSR1 straight to the workload, no shim: ${CELL[siglat,direct]}." \
         "Wake-ups as PID 1: ${WAKE_PID1%, }. Peers have one invocation, so their startup and syscall cells repeat;" \
         "tini runs with \`-s\` as a child. Medians: startup over $ROUNDS rounds × $RUNS runs (ratio brackets: p10–p90 of the" \
         "rounds), syscalls over $SYSCALL_RUNS run(s), memory and wake-ups over $WINDOWS window(s), reaping over $REAP_RUNS" \
