@@ -374,7 +374,7 @@ for col in "${COLS[@]}"; do
         w=$(med_list "${WAKE[$col,quiet]}")
         set_fig wake_q "$col" "$w" "$w"
     else
-        set_fig wake_q "$col" "(no such option)" ""
+        set_fig wake_q "$col" "—" ""
     fi
 done
 # PID 1's wake-ups, for the details.
@@ -446,21 +446,21 @@ FIGS=(startup_q startup_d above_q above_d exec_q exec_d sys_q sys_d mem_child me
 COMPACT_FIGS=(startup_q startup_d above_q exec_d sys_d mem_child mem_pid1 wake_d wake_q size reap siglat)
 declare -A FIG_LABEL GOAL
 FIG_LABEL=(
-    [startup_q]='`/bin/true` through the shim, `-q --report none`'
-    [startup_d]='`/bin/true` through the shim, defaults'
+    [startup_q]='`/bin/true` through it, `-q --report none`'
+    [startup_d]='`/bin/true` through it, defaults'
     [above_q]='time above `/bin/true` alone, `-q --report none`'
     [above_d]='time above `/bin/true` alone, defaults'
     [exec_q]="time to the workload's execve, \`-q --report none\`"
     [exec_d]="time to the workload's execve, defaults"
     [sys_q]="syscalls before the workload's execve, \`-q --report none\`"
     [sys_d]="syscalls before the workload's execve, defaults"
-    [mem_child]='private memory supervising, as a child: RssAnon / Private_Dirty'
-    [mem_pid1]='private memory supervising, as PID 1: RssAnon / Private_Dirty'
-    [wake_d]='wake-ups over 10 s idle, defaults (interval 1 s)'
-    [wake_q]='wake-ups over 10 s idle, `--report none`'
+    [mem_child]='private memory as a child: RssAnon / Private_Dirty'
+    [mem_pid1]='private memory as PID 1: RssAnon / Private_Dirty'
+    [wake_d]='wake-ups in 10 s idle, defaults (1 s interval)'
+    [wake_q]='wake-ups in 10 s idle, `--report none`'
     [size]='stripped size'
     [reap]="reaping $(thousands "$ORPHANS") zombies as PID 1"
-    [siglat]='signal latency, SIGUSR1 → workload handler'
+    [siglat]='signal latency, SIGUSR1 → workload'
 )
 GOAL=(
     [startup_q]='' [startup_d]='≤ 1.25× musl tini' [above_q]='' [above_d]='' [exec_q]='' [exec_d]='≤ 1.25× musl tini' [sys_q]='' [sys_d]=''
