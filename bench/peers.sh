@@ -135,7 +135,8 @@ fallback_binary() { # $1: name; Debian's binary package, unpacked (not installed
 
 NEED=()
 for name in tini dumb-init catatonit; do
-    if [ "$REBUILD" = 1 ] || [ ! -x "$CACHE/peers/$name" ] || [ ! -s "$CACHE/peers/$name.source" ]; then
+    # A glibc fallback is not kept: the musl build is tried again at every run until it works.
+    if [ "$REBUILD" = 1 ] || [ ! -x "$CACHE/peers/$name" ] || ! grep -qs musl-gcc "$CACHE/peers/$name.source"; then
         NEED+=("$name")
     fi
 done

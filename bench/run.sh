@@ -4,7 +4,8 @@
 # measured in one run by one method, so that the README's Benchmarks table can be regenerated at will.
 #
 # Usage (as root, from anywhere):  bench/run.sh [--quick] [--write]
-#   --quick   fewer samples: about 1-2 minutes once the binaries are built (full mode: about 5 minutes)
+#   --quick   fewer samples: 1-2.5 minutes once the binaries are built (full mode: 6-12 minutes; the
+#             longer times are on a busy machine, waiting for idle CPUs)
 #   --write   also put this run's tables into README.md and docs/benchmarks.md (between their markers)
 #   Environment:
 #   SENTINIT=/path          the sentinit binary to measure (default: build the static musl release,
