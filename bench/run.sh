@@ -117,9 +117,10 @@ if [ -z "$SENTINIT_BIN" ]; then
     (cd "$ROOT" && cargo build --release --target x86_64-unknown-linux-musl >&2) ||
         die "cargo build --release --target x86_64-unknown-linux-musl failed (or set SENTINIT=/path)"
     SENTINIT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-musl/release/sentinit
-    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
-    git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || commit="$commit + uncommitted changes"
-    MEASURED="built here from commit $commit"
+    # The last commit that changed what the binary is built from (bench/ and docs/ commits do not count).
+    commit=$(git -C "$ROOT" log -1 --format=%h -- src Cargo.toml Cargo.lock build.rs 2>/dev/null)
+    git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock build.rs 2>/dev/null || commit="${commit:-?} + uncommitted changes"
+    MEASURED="built here from commit ${commit:-?} (the last to change src/ or Cargo.*)"
 else
     MEASURED="given as SENTINIT"
 fi
