@@ -39,7 +39,7 @@
 use crate::debug;
 use crate::proctree;
 use crate::signals;
-use crate::supervise::{Exit, Reaped};
+use crate::supervise::{Exit, Exiting, Reaped};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -302,13 +302,18 @@ impl Processes {
     }
 
     /// A child that has exited and is not reaped yet: its `comm` and start time, while /proc has them.
-    pub fn exiting(&mut self, pid: i32) {
+    /// Read only when they can be of use: for the main child (`main`), a process the samples know, one
+    /// killed by SIGKILL (a possible OOM victim), or one large enough to rank among the top processes.
+    /// A burst of thousands of small orphans then costs one wait4 each, as in tini, not a /proc read.
+    pub fn exiting(&mut self, exiting: &Exiting, main: bool) {
         self.zombie = None;
-        if !proctree::is_own() {
+        let pid = exiting.pid;
+        let sampled = self.live.contains_key(&pid);
+        if !(main || sampled || exiting.sigkilled || self.would_rank(exiting.max_rss_bytes)) || !proctree::is_own() {
             return;
         }
         let mut buffer = [0u8; STAT_BYTES];
-        if !self.live.contains_key(&pid) {
+        if !sampled {
             // Never sampled: its name is all that is wanted (its figures come from wait4), and `comm`
             // costs the kernel a fraction of what the whole stat line does.
             let Some(length) = read_proc(pid, b"comm", &mut buffer) else { return };
@@ -320,6 +325,11 @@ impl Processes {
         let Some(stat) = parse_stat(pid, &buffer[..length]) else { return };
         let comm = lossy(&buffer[stat.comm.0 as usize..][..stat.comm.1 as usize]);
         self.zombie = Some(Zombie { pid, start: stat.start, comm: comm.into() });
+    }
+
+    /// Would a process that ended with this peak RSS be among the [`TOP`] the report lists?
+    fn would_rank(&self, peak_rss_bytes: u64) -> bool {
+        self.ended.iter().filter(|ended| ended.peak_rss_bytes >= peak_rss_bytes).count() < TOP
     }
 
     /// A child sentinit has just reaped: its exact figures.
@@ -721,8 +731,10 @@ fn push_victim(victims: &mut Vec<Victim>, victim: Victim) {
     }
 }
 
+/// Largest peak first; equal peaks keep the order they ended in (a stable sort), so the first of many
+/// look-alikes, the one [`Processes::exiting`] named, is the one listed.
 fn sort_by_peak(list: &mut [ProcessFigures]) {
-    list.sort_by(|a, b| b.peak_rss_bytes.cmp(&a.peak_rss_bytes).then(a.pid.cmp(&b.pid)));
+    list.sort_by_key(|p| std::cmp::Reverse(p.peak_rss_bytes));
 }
 
 /// The last pid handed out in sentinit's PID namespace: the last field of /proc/loadavg.

@@ -305,8 +305,8 @@ impl crate::supervise::Observer for Narrator<'_> {
         self.accountant.main_exited();
         self.say();
     }
-    fn child_exiting(&mut self, pid: i32) {
-        self.accountant.child_exiting(pid);
+    fn child_exiting(&mut self, exiting: &crate::supervise::Exiting) {
+        self.accountant.child_exiting(exiting);
     }
     fn child_reaped(&mut self, reaped: &crate::supervise::Reaped) {
         self.accountant.child_reaped(reaped);

@@ -111,9 +111,19 @@ pub trait Observer {
     fn main_exited(&mut self) {}
     /// Called for a child that has exited but is not reaped yet: it is still a zombie, so its
     /// /proc/<pid>/stat still names it.
-    fn child_exiting(&mut self, _pid: i32) {}
+    fn child_exiting(&mut self, _exiting: &Exiting) {}
     /// Called right after a child was reaped (main child included), with what wait4 said of it.
     fn child_reaped(&mut self, _reaped: &Reaped) {}
+}
+
+/// A child that has exited and is not reaped yet, as waitid(WNOWAIT) told it.
+#[derive(Clone, Copy, Debug)]
+pub struct Exiting {
+    pub pid: i32,
+    /// Its peak resident set (ru_maxrss).
+    pub max_rss_bytes: u64,
+    /// Killed by SIGKILL (an OOM kill looks like this).
+    pub sigkilled: bool,
 }
 
 /// One child reaped by sentinit, as wait4 told it.
@@ -547,17 +557,22 @@ impl<'a> Supervisor<'a> {
     /// then reaps it and gives its own resource use ([`Observer::child_reaped`]).
     fn reap_all(&mut self, observer: &mut dyn Observer) {
         loop {
-            // SAFETY: siginfo_t is plain data, zeroed so that "no child has changed state" (WNOHANG)
-            // reads as pid 0; waitid writes into the live local.
-            let (rc, info) = unsafe {
+            // SAFETY: siginfo_t and rusage are plain data, zeroed so that "no child has changed state"
+            // (WNOHANG) reads as pid 0. The raw system call is used for its fifth argument, which the C
+            // library's waitid leaves out: the child's resource use, without reaping it. The kernel
+            // writes into the live locals.
+            let (rc, info, peeked_usage) = unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                let rc = libc::waitid(
+                let mut usage: libc::rusage = std::mem::zeroed();
+                let rc = libc::syscall(
+                    libc::SYS_waitid,
                     libc::P_ALL,
                     0,
-                    &mut info,
+                    &mut info as *mut libc::siginfo_t,
                     libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT,
+                    &mut usage as *mut libc::rusage,
                 );
-                (rc, info)
+                (rc, info, usage)
             };
             // SAFETY: the kernel filled in a SIGCHLD siginfo (or left it zeroed), whose si_pid is set.
             let peeked = if rc == 0 { unsafe { info.si_pid() } } else { 0 };
@@ -565,7 +580,12 @@ impl<'a> Supervisor<'a> {
                 break;
             }
             if matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
-                observer.child_exiting(peeked);
+                observer.child_exiting(&Exiting {
+                    pid: peeked,
+                    max_rss_bytes: (peeked_usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
+                    // SAFETY: as above; si_status is the signal for CLD_KILLED.
+                    sigkilled: info.si_code == libc::CLD_KILLED && unsafe { info.si_status() } == libc::SIGKILL,
+                });
             }
             let mut status = 0;
             // SAFETY: rusage is plain data; wait4 writes the status and the rusage to live locals.

@@ -226,3 +226,30 @@ fn top_processes_ranks_a_100_mib_worker_above_a_10_mib_one() {
         assert_eq!(r["oom_victims"], serde_json::json!([]), "{mode:?}");
     }
 }
+
+#[test]
+fn a_burst_of_small_orphans_leaves_the_top_processes_named() {
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let Some(group) = MemoryGroup::create(512 * MIB) else { return };
+        // Forty small orphans end at once (sentinit reaps them; the 10 s interval keeps the samples out
+        // of it), then a 60 MiB one that names itself: sentinit reads a name only for what can rank,
+        // and what it lists is named.
+        let big = "import ctypes, time; ctypes.CDLL(None).prctl(15, b\"big-orphan\", 0, 0, 0); \
+                   block = bytearray(60 << 20); [block.__setitem__(i, 1) for i in range(0, len(block), 4096)]; \
+                   time.sleep(0.2)";
+        let script = format!("for i in $(seq 40); do (true &); done; sleep 0.3; (python3 -c '{big}' &); sleep 1.5");
+        let output = group.run_as(mode, &["--report", "json", "--interval", "10s"], &["sh", "-c", &script]);
+        assert_eq!(output.status.code(), Some(0), "{mode:?}: {}", stderr_of(&output));
+        let r = report(&output);
+        let top = r["top_processes"].as_array().unwrap();
+        assert_eq!(top.len(), 5, "{mode:?}: {top:?}");
+        assert_eq!(top[0]["comm"], "big-orphan", "{mode:?}: {top:?}");
+        assert_eq!(top[0]["exact"], true, "{mode:?}: reaped by sentinit: {top:?}");
+        assert!(number(&top[0], "peak_rss_bytes") >= 60 * MIB, "{mode:?}: {top:?}");
+        assert!(top.iter().all(|p| p["comm"].is_string()), "{mode:?}: every listed process is named: {top:?}");
+        assert!(r["processes"].as_u64().unwrap() >= 42, "{mode:?}: {r}");
+    }
+}

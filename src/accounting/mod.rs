@@ -506,8 +506,8 @@ impl crate::supervise::Observer for Accountant {
         self.sample(true);
     }
 
-    fn child_exiting(&mut self, pid: i32) {
-        self.processes.exiting(pid);
+    fn child_exiting(&mut self, exiting: &crate::supervise::Exiting) {
+        self.processes.exiting(exiting, Some(exiting.pid) == self.child);
     }
 
     fn child_reaped(&mut self, reaped: &crate::supervise::Reaped) {
