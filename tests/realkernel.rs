@@ -7,14 +7,18 @@
 //! container run); the guest runs the scenarios named on the kernel command line and prints `@@R`
 //! observations and sentinit's output between `@@BEGIN`/`@@END` markers on the serial console; this file
 //! parses that log and makes every assertion. The shell side lives in tests/vm/ (see "Real-kernel test matrix" in docs/testing.md).
+//! Every test runs twice, with the same checks: once with the default build and once (`_minimal`) with
+//! the minimal build of minimal/build.sh. Both binaries are in the one initramfs; the kernel command line
+//! (`sentinit.build=`) says which one is /bin/sentinit in the guest.
 //!
 //! Requirements (tests/vm/install-deps.sh installs them as root): qemu-system-x86_64, busybox-static,
-//! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), root. Missing ones fail the
+//! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), rustup (the minimal build's
+//! pinned toolchain), root. Missing ones fail the
 //! test when `CI=true`; elsewhere the test prints why and skips.
 
 mod common;
 
-use common::in_ci;
+use common::{in_ci, minimal_binary};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,10 @@ use std::time::Instant;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const LIMIT_64M: u64 = 64 * 1024 * 1024;
+
+/// The two release builds; `SENTINIT_VM_BUILDS` selects among them.
+const DEFAULT: &str = "default";
+const MINIMAL: &str = "minimal";
 
 /// The cgroup v2 scenarios, all in one boot per kernel.
 const V2_SCENARIOS: &[&str] = &[
@@ -90,8 +98,25 @@ fn selected(var: &str, name: &str) -> bool {
 /// What every test needs, built once per `cargo test` run.
 struct Prepared {
     sentinit: PathBuf,
+    /// The minimal build, or why there is none.
+    minimal: Result<PathBuf, String>,
     initramfs: PathBuf,
     progs: PathBuf,
+}
+
+impl Prepared {
+    /// The binary of `build`; `None` after a skip (outside CI) when it could not be built.
+    fn binary(&self, build: &str) -> Option<&Path> {
+        match (build, &self.minimal) {
+            (DEFAULT, _) => Some(&self.sentinit),
+            (_, Ok(minimal)) => Some(minimal),
+            (_, Err(reason)) if !in_ci() => {
+                say!("SKIPPED (not CI): no minimal build: {reason}");
+                None
+            }
+            (_, Err(reason)) => panic!("real-kernel matrix cannot run in CI: no minimal build: {reason}"),
+        }
+    }
 }
 
 /// What must be on the machine: `Err` names the first missing piece (a skip outside CI, a failure in
@@ -123,10 +148,17 @@ fn prepared() -> &'static Prepared {
 
 fn prepare() -> Result<Prepared, String> {
     let sentinit = static_sentinit()?;
+    let minimal = match std::env::var_os("SENTINIT_VM_MINIMAL_BINARY") {
+        _ if !selected("SENTINIT_VM_BUILDS", MINIMAL) => Err("not selected by SENTINIT_VM_BUILDS".to_string()),
+        Some(binary) => Ok(PathBuf::from(binary)),
+        None => minimal_binary(),
+    };
     let out = work_dir().join("out");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    run_script(Command::new(vm_dir().join("build-initramfs.sh")).arg(&sentinit).arg(&out), "build-initramfs.sh")?;
-    Ok(Prepared { sentinit, initramfs: out.join("initramfs.cpio.gz"), progs: out.join("progs") })
+    let mut build = Command::new(vm_dir().join("build-initramfs.sh"));
+    build.arg(&sentinit).arg(&out).args(minimal.as_ref().ok());
+    run_script(&mut build, "build-initramfs.sh")?;
+    Ok(Prepared { sentinit, minimal, initramfs: out.join("initramfs.cpio.gz"), progs: out.join("progs") })
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -365,18 +397,19 @@ fn str_(s: &str) -> Expect {
 
 // ------------------------------------------------------------------------------------------ boots
 
-/// Boots `series` with the scenarios of `layout` that are selected, and returns the parsed log.
-/// `None` when the selection leaves nothing to run here.
-fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Option<(Log, Kernel)> {
+/// Boots `series` with the scenarios of `layout` that are selected and `build`'s sentinit, and returns
+/// the parsed log. `None` when the selection leaves nothing to run here.
+fn boot(series: &str, layout: &str, scenarios: &[&str], build: &str) -> Option<(Log, Kernel)> {
     let chosen: Vec<&str> = scenarios.iter().copied().filter(|s| selected("SENTINIT_VM_SCENARIOS", s)).collect();
-    if chosen.is_empty() || !selected("SENTINIT_VM_KERNELS", series) {
-        say!("linux {series} ({layout}): not selected by SENTINIT_VM_SCENARIOS / SENTINIT_VM_KERNELS");
+    if chosen.is_empty() || !selected("SENTINIT_VM_KERNELS", series) || !selected("SENTINIT_VM_BUILDS", build) {
+        say!("linux {series} ({layout}, {build}): not selected by SENTINIT_VM_SCENARIOS / _KERNELS / _BUILDS");
         return None;
     }
     let prepared = prepared();
+    prepared.binary(build)?;
     let kernel = kernel(series).unwrap_or_else(|e| panic!("cannot fetch the {series} kernel: {e}"));
     let timeout: u64 = std::env::var("SENTINIT_VM_TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(300);
-    let log_path = work_dir().join(format!("serial-{series}-{layout}.log"));
+    let log_path = work_dir().join(format!("serial-{series}-{layout}-{build}.log"));
     let started = Instant::now();
     let status = Command::new(vm_dir().join("run-vm.sh"))
         .arg(&kernel.vmlinuz)
@@ -385,11 +418,12 @@ fn boot(series: &str, layout: &str, scenarios: &[&str]) -> Option<(Log, Kernel)>
         .arg(timeout.to_string())
         .arg(format!("sentinit.layout={layout}"))
         .arg(format!("sentinit.scenarios={}", chosen.join(",")))
+        .arg(format!("sentinit.build={build}"))
         .status()
         .unwrap_or_else(|e| panic!("cannot run tests/vm/run-vm.sh: {e}"));
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     say!(
-        "linux {series} ({layout}): {} {} booted in {:.1} s, scenarios {}; serial log {}",
+        "linux {series} ({layout}, {build}): {} {} booted in {:.1} s, scenarios {}; serial log {}",
         kernel.package,
         kernel.version,
         started.elapsed().as_secs_f64(),
@@ -415,9 +449,19 @@ fn has_per_fd_peak_reset(kernel: &Kernel) -> bool {
     (major, minor) >= (6, 12)
 }
 
-/// Checks that hold for every boot: the right kernel ran, every scenario finished, and sentinit as the
-/// VM's PID 1 handed the runner's exit code (7) to the kernel.
-fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str]) {
+/// Checks that hold for every boot: the right kernel and the right sentinit (the VM's init and the
+/// containers') ran, every scenario finished, and sentinit as the VM's PID 1 handed the runner's exit
+/// code (7) to the kernel.
+fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str], build: &str) {
+    let binary = prepared().binary(build).expect("booted, so built");
+    let sha256 = run_script(Command::new("sha256sum").arg(binary), "sha256sum").unwrap_or_else(|e| panic!("{e}"));
+    let sha256 = sha256.split_whitespace().next().unwrap_or("-");
+    for installed in ["/bin/sentinit", "/ctroot/bin/sentinit"] {
+        c.check(
+            log.text.contains(&format!("@@SENTINIT {sha256}  /newroot{installed}")),
+            format!("the guest's {installed} is not the {build} build {} (sha256 {sha256})", binary.display()),
+        );
+    }
     let uname = kernel.package.trim_start_matches("linux-image-");
     c.check(
         log.text.contains(&format!("@@VM kernel={uname} ")),
@@ -433,14 +477,14 @@ fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str]) {
     }
 }
 
-fn v2_matrix(series: &str) {
+fn v2_matrix(series: &str, build: &str) {
     require!(requirements());
-    let (log, kernel) = match boot(series, "v2", V2_SCENARIOS) {
+    let (log, kernel) = match boot(series, "v2", V2_SCENARIOS, build) {
         Some(booted) => booted,
         None => return,
     };
-    let mut c = Checks::new(&format!("linux {series} v2"));
-    check_boot(&mut c, &log, &kernel, V2_SCENARIOS);
+    let mut c = Checks::new(&format!("linux {series} v2 {build}"));
+    check_boot(&mut c, &log, &kernel, V2_SCENARIOS, build);
     let empty = Scenario::default();
     let s = |name: &str| log.scenarios.get(name).unwrap_or(&empty);
 
@@ -788,25 +832,44 @@ fn check_container(c: &mut Checks, ct: &Scenario, name: &str, cgroup_version: u6
 
 #[test]
 fn linux_6_1_cgroup_v2() {
-    v2_matrix("6.1");
+    v2_matrix("6.1", DEFAULT);
+}
+
+#[test]
+fn linux_6_1_cgroup_v2_minimal() {
+    v2_matrix("6.1", MINIMAL);
 }
 
 #[test]
 fn linux_6_12_cgroup_v2() {
-    v2_matrix("6.12");
+    v2_matrix("6.12", DEFAULT);
+}
+
+#[test]
+fn linux_6_12_cgroup_v2_minimal() {
+    v2_matrix("6.12", MINIMAL);
+}
+
+#[test]
+fn linux_6_1_runc_docker_v1_layout() {
+    runc_docker_v1_layout(DEFAULT);
+}
+
+#[test]
+fn linux_6_1_runc_docker_v1_layout_minimal() {
+    runc_docker_v1_layout(MINIMAL);
 }
 
 /// runc (root) inside a 6.1 VM with Docker's hybrid v1 layout: the container is in /docker/<64hex> in
 /// every controller. (6.12 is built without cgroup v1 memory, so this runs on 6.1 only.)
-#[test]
-fn linux_6_1_runc_docker_v1_layout() {
+fn runc_docker_v1_layout(build: &str) {
     require!(requirements());
-    let (log, kernel) = match boot("6.1", "v1", &["runc"]) {
+    let (log, kernel) = match boot("6.1", "v1", &["runc"], build) {
         Some(booted) => booted,
         None => return,
     };
-    let mut c = Checks::new("linux 6.1 runc v1");
-    check_boot(&mut c, &log, &kernel, &["runc"]);
+    let mut c = Checks::new(&format!("linux 6.1 runc v1 {build}"));
+    check_boot(&mut c, &log, &kernel, &["runc"], build);
     let empty = Scenario::default();
     let ct = log.scenarios.get("runc").unwrap_or(&empty);
     check_container(&mut c, ct, "runc", 1, Some("1.5"));
@@ -819,11 +882,20 @@ fn linux_6_1_runc_docker_v1_layout() {
     c.finish(&log.text);
 }
 
-/// Rootless runc on this machine's own kernel, confined to a child of the test's memory cgroup.
 #[test]
 fn host_rootless_runc() {
-    if !selected("SENTINIT_VM_SCENARIOS", "host-runc") {
-        say!("host-runc: not selected by SENTINIT_VM_SCENARIOS");
+    host_runc(DEFAULT);
+}
+
+#[test]
+fn host_rootless_runc_minimal() {
+    host_runc(MINIMAL);
+}
+
+/// Rootless runc on this machine's own kernel, confined to a child of the test's memory cgroup.
+fn host_runc(build: &str) {
+    if !selected("SENTINIT_VM_SCENARIOS", "host-runc") || !selected("SENTINIT_VM_BUILDS", build) {
+        say!("host-runc ({build}): not selected by SENTINIT_VM_SCENARIOS / SENTINIT_VM_BUILDS");
         return;
     }
     require!(requirements());
@@ -838,13 +910,14 @@ fn host_rootless_runc() {
         Err("no cgroup v1 memory controller for rootless runc".to_string())
     });
     let prepared = prepared();
+    let Some(binary) = prepared.binary(build) else { return };
     let output = run_script(
-        Command::new(vm_dir().join("host-runc.sh")).arg(&prepared.sentinit).arg(&prepared.progs),
+        Command::new(vm_dir().join("host-runc.sh")).arg(binary).arg(&prepared.progs),
         "tests/vm/host-runc.sh",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let log = parse_log(&output);
-    let mut c = Checks::new("host rootless runc");
+    let mut c = Checks::new(&format!("host rootless runc {build}"));
     let empty = Scenario::default();
     let ct = log.scenarios.get("host-runc").unwrap_or(&empty);
     say!("host-runc: {}", ct.get("runc_version").unwrap_or("runc version unknown"));

@@ -1,6 +1,7 @@
-//! The release binary is static and runs in an image that holds nothing but itself and the workload:
-//! a directory with only sentinit and busybox-static, chrooted into inside a new PID namespace, where
-//! sentinit is PID 1, passes the exit code through and reaps orphans.
+//! The release binaries are static and run in an image that holds nothing but themselves and the
+//! workload: a directory with only sentinit and busybox-static, chrooted into inside a new PID namespace,
+//! where sentinit is PID 1, passes the exit code through and reaps orphans. Both artefacts, each within
+//! its size budget: the default stable build (1 MiB) and the minimal build of minimal/build.sh.
 
 mod common;
 
@@ -54,13 +55,37 @@ fn find_busybox() -> Option<PathBuf> {
 #[test]
 fn static_sentinit_runs_as_pid1_in_an_empty_image() {
     let binary = static_binary();
-    assert!(is_static_elf(&binary), "{} must be statically linked", binary.display());
-    let size = std::fs::metadata(&binary).unwrap().len();
-    eprintln!("static binary: {size} bytes");
     // The size budget of the default stable (musl) build: at most 1 MiB. The glibc +crt-static
     // fallback carries glibc's static parts and is only required to work.
-    if binary.to_string_lossy().contains("musl") {
-        assert!(size <= 1024 * 1024, "the static release binary is {size} bytes, over its 1 MiB budget");
+    let budget = binary.to_string_lossy().contains("musl").then_some(1024 * 1024);
+    runs_as_pid1_in_an_empty_image(&binary, budget);
+}
+
+#[test]
+fn minimal_sentinit_runs_as_pid1_in_an_empty_image() {
+    let binary = match minimal_binary() {
+        Ok(binary) => binary,
+        Err(reason) => {
+            require(false, &format!("the minimal build: {reason}"));
+            return;
+        }
+    };
+    runs_as_pid1_in_an_empty_image(&binary, Some(MINIMAL_BUDGET));
+}
+
+/// The minimal build's size budget: 525 KiB measured with 1.95.0 (docs/builds.md), short of issue 11's
+/// 512 KiB, which no flag reaches without changing behaviour. The budget keeps the flags honest: without
+/// them (a RUSTFLAGS that does not arrive, a std with unwind tables) the binary is 650 KiB or more.
+const MINIMAL_BUDGET: u64 = 544 * 1024;
+
+/// `binary` is static, at most `budget` bytes, and works as PID 1 of an image holding only itself and
+/// busybox.
+fn runs_as_pid1_in_an_empty_image(binary: &Path, budget: Option<u64>) {
+    assert!(is_static_elf(binary), "{} must be statically linked", binary.display());
+    let size = std::fs::metadata(binary).unwrap().len();
+    eprintln!("{}: {size} bytes", binary.display());
+    if let Some(budget) = budget {
+        assert!(size <= budget, "{} is {size} bytes, over its budget of {budget}", binary.display());
     }
 
     let Some(busybox) = find_busybox() else {
@@ -71,7 +96,7 @@ fn static_sentinit_runs_as_pid1_in_an_empty_image() {
         return;
     }
     let image = TempDir::new("image");
-    std::fs::copy(&binary, image.join("sentinit")).unwrap();
+    std::fs::copy(binary, image.join("sentinit")).unwrap();
     std::fs::copy(&busybox, image.join("busybox")).unwrap();
     std::fs::create_dir(image.join("proc")).unwrap();
 

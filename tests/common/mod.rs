@@ -185,6 +185,27 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
     found
 }
 
+/// The minimal release binary, built by minimal/build.sh (pinned toolchain, `-Zbuild-std`) in
+/// target/minimal, a target directory of its own; `Err` says why it could not be built (the caller fails
+/// in CI and skips elsewhere). The script prints the binary's path on stdout.
+pub fn minimal_binary() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("minimal/build.sh");
+    let output = Command::new(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!("minimal/build.sh failed ({})", output.status));
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("minimal/build.sh printed {path:?}, which is no file"))
+    }
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 

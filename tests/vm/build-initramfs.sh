@@ -1,6 +1,7 @@
 #!/bin/sh
-# build-initramfs.sh SENTINIT_BIN OUT_DIR
-# Builds OUT_DIR/initramfs.cpio.gz for the guest: busybox-static with its applets, the static sentinit,
+# build-initramfs.sh SENTINIT_BIN OUT_DIR [MINIMAL_BIN]
+# Builds OUT_DIR/initramfs.cpio.gz for the guest: busybox-static with its applets, the static sentinit
+# (and the minimal build as /minimal/sentinit, which guest-init.sh puts in its place on sentinit.build=minimal),
 # the static test programs (progs/*.c, built with musl-gcc -static, or gcc -static as a fallback), the
 # guest's /init and /stage2.sh, runc with its shared libraries, and /ctroot, the test container's root
 # filesystem (busybox, sentinit, alloc, orphan, /ct.sh). Needs root (device nodes, file ownership).
@@ -8,6 +9,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 sentinit_bin=$1
 out=$2
+minimal_bin=${3:-}
 
 fail() {
     echo "build-initramfs.sh: $*" >&2
@@ -20,6 +22,7 @@ is_static() { ! readelf -l "$1" 2>/dev/null | grep -q 'program interpreter'; }
 command -v readelf >/dev/null || fail "readelf not found (apt-get install binutils)"
 is_static "$busybox" || fail "$busybox is not static (install busybox-static)"
 is_static "$sentinit_bin" || fail "$sentinit_bin is not static"
+[ -z "$minimal_bin" ] || is_static "$minimal_bin" || fail "$minimal_bin is not static"
 runc_bin=$(command -v runc) || fail "runc not found (tests/vm/install-deps.sh installs it)"
 if command -v musl-gcc >/dev/null 2>&1; then cc="musl-gcc -static"; else cc="gcc -static"; fi
 
@@ -41,6 +44,10 @@ install_busybox() {
 }
 install_busybox "$root"
 cp "$sentinit_bin" "$root/bin/sentinit"
+if [ -n "$minimal_bin" ]; then
+    mkdir -p "$root/minimal"
+    cp "$minimal_bin" "$root/minimal/sentinit"
+fi
 cp "$out"/progs/* "$root/bin/"
 cp "$here/guest-init.sh" "$root/init"
 cp "$here/stage2.sh" "$root/stage2.sh"
