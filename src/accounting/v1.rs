@@ -42,6 +42,9 @@ pub struct Memory {
     memsw_limit: Option<CounterFile>,
     oom_control: Option<CounterFile>,
     stat: Option<CounterFile>,
+    /// memory.stat's hierarchical limits as the last sample read them, for the `limits` that follows
+    /// it: the kernel makes memory.stat anew at every read, a walk of the group's statistics.
+    sampled_hierarchical: Option<[Option<u64>; 2]>,
     descendants: Subtree,
 }
 
@@ -56,6 +59,7 @@ impl Memory {
             memsw_limit: CounterFile::open(dir, "memory.memsw.limit_in_bytes"),
             oom_control: CounterFile::open(dir, "memory.oom_control"),
             stat: CounterFile::open(dir, "memory.stat"),
+            sampled_hierarchical: None,
             descendants: Subtree::open(dir),
         }
     }
@@ -73,20 +77,23 @@ impl Controller for Memory {
         let below = self.descendants.sample();
         r.oom_kills = own_kills.map(|kills| kills.saturating_add(below.oom_kills));
         r.limit_hits = own_hits.map(|hits| hits.saturating_add(below.limit_hits));
-        r.inactive_file = self
-            .stat
-            .as_mut()
-            .and_then(|f| f.keyed(["total_inactive_file", "inactive_file"]))
-            .and_then(|[total, own]| total.or(own));
+        let stat = self.stat.as_mut().and_then(|f| {
+            f.keyed(["total_inactive_file", "inactive_file", "hierarchical_memory_limit", "hierarchical_memsw_limit"])
+        });
+        r.inactive_file = stat.and_then(|[total, own, ..]| total.or(own));
+        self.sampled_hierarchical = stat.map(|[_, _, memory, memsw]| [memory, memsw]);
     }
 
     fn limits(&mut self, r: &mut Reading) {
         let own = self.limit.as_mut().and_then(CounterFile::value);
-        let [hierarchical, hierarchical_memsw] = self
-            .stat
-            .as_mut()
-            .and_then(|f| f.keyed(["hierarchical_memory_limit", "hierarchical_memsw_limit"]))
-            .unwrap_or_default();
+        let [hierarchical, hierarchical_memsw] = match self.sampled_hierarchical.take() {
+            Some(sampled) => sampled,
+            None => self
+                .stat
+                .as_mut()
+                .and_then(|f| f.keyed(["hierarchical_memory_limit", "hierarchical_memsw_limit"]))
+                .unwrap_or_default(),
+        };
         r.memory_limit = tightest(own, hierarchical);
         let own_memsw = self.memsw_limit.as_mut().and_then(CounterFile::value);
         r.memsw_limit = tightest(own_memsw, hierarchical_memsw);
