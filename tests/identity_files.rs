@@ -439,7 +439,7 @@ fn without_ecs_variables_or_agent_url_nothing_touches_the_network() {
         let status = std::process::Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=socket,connect", "-o"])
             .arg(&log)
-            .args([identity_support::BIN, "--identity-timeout", "300ms", "--", "true"])
+            .args([&identity_support::bin(), "--identity-timeout", "300ms", "--", "true"])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("SENTINIT_PROC_ROOT", fixture("ecs-ec2-v1-bridge"))
