@@ -18,6 +18,15 @@ pub fn bin() -> String {
     std::env::var("SENTINIT_TEST_LAUNCHER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sentinit").to_string())
 }
 
+/// The slack a time-budget assertion allows above sentinit's own budget, for starting processes: `ms`
+/// natively, `ms` times `SENTINIT_TEST_SLACK_FACTOR` where starting a process is slow. Under qemu-aarch64
+/// user-mode emulation (tests/qemu_user.rs sets 3) starting sentinit alone takes a few hundred ms; the
+/// budget itself is never scaled, so a sentinit that overstays it by seconds still fails.
+pub fn slack(ms: u64) -> Duration {
+    let factor = std::env::var("SENTINIT_TEST_SLACK_FACTOR").ok().and_then(|f| f.parse::<u64>().ok()).unwrap_or(1);
+    Duration::from_millis(ms * factor.max(1))
+}
+
 /// `tests/fixtures/identity/<name>`, a fake `/proc`.
 pub fn fixture(name: &str) -> String {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/identity", name].iter().collect();
