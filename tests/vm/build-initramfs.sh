@@ -55,8 +55,9 @@ mkdir -p "$out/progs"
 for src in "$here"/progs/*.c; do
     name=$(basename "$src" .c)
     $cc -O2 -Wall -Wextra -Werror -o "$out/progs/$name" "$src" || fail "cannot compile $src with $cc"
-    is_static "$out/progs/$name" && [ "$(machine "$out/progs/$name")" = "$elf_machine" ] ||
+    if ! is_static "$out/progs/$name" || [ "$(machine "$out/progs/$name")" != "$elf_machine" ]; then
         fail "$cc did not build a static $arch $name"
+    fi
 done
 
 root=$out/root

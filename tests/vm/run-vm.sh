@@ -14,12 +14,12 @@ limit=$4
 shift 4
 case ${VM_ARCH:-amd64} in
 amd64)
-    qemu=qemu-system-x86_64
+    qemu="qemu-system-x86_64"
     machine=""
     console=ttyS0
     ;;
 arm64)
-    qemu=qemu-system-aarch64
+    qemu="qemu-system-aarch64"
     machine="-machine virt -cpu neoverse-n1"
     console=ttyAMA0
     ;;
