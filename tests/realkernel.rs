@@ -11,10 +11,15 @@
 //! the minimal build of minimal/build.sh. Both binaries are in the one initramfs; the kernel command line
 //! (`sentinit.build=`) says which one is /bin/sentinit in the guest.
 //!
+//! The same v2 scenarios also run on arm64 kernels (AWS Graviton's architecture) under
+//! qemu-system-aarch64, with the static aarch64 sentinit as the guest's init (issue 12).
+//!
 //! Requirements (tests/vm/install-deps.sh installs them as root): qemu-system-x86_64, busybox-static,
 //! runc, musl-gcc (or gcc), the musl Rust target (or a static glibc fallback), rustup (the minimal build's
-//! pinned toolchain), root. Missing ones fail the
-//! test when `CI=true`; elsewhere the test prints why and skips.
+//! pinned toolchain), root; for arm64 also qemu-system-aarch64, qemu-aarch64 (user mode, to list the
+//! arm64 busybox's applets), aarch64-linux-gnu-gcc and the aarch64-unknown-linux-musl Rust target. The
+//! minimal build is x86_64's only (its pinned toolchain builds std for that target). Missing ones fail
+//! the test when `CI=true`; elsewhere the test prints why and skips.
 
 mod common;
 
@@ -51,6 +56,32 @@ const V2_SCENARIOS: &[&str] = &[
     "own-readonly",
     "cpu-limit",
 ];
+
+/// The guest's architecture. Both are emulated by TCG; only the QEMU binary, the machine, the kernel
+/// package and the userland's architecture differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's (and Docker's TARGETARCH) name, as tests/vm/*.sh take it.
+    fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// A kernel series as tests/vm/fetch-kernels.sh and `SENTINIT_VM_KERNELS` name it: `6.1`, `arm64-6.1`.
+    fn series(self, version: &str) -> String {
+        match self {
+            Arch::Amd64 => version.to_string(),
+            Arch::Arm64 => format!("arm64-{version}"),
+        }
+    }
+}
 
 fn vm_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm")
@@ -95,7 +126,7 @@ fn selected(var: &str, name: &str) -> bool {
 
 // ------------------------------------------------------------------------------------------ setup
 
-/// What every test needs, built once per `cargo test` run.
+/// What every test of one architecture needs, built once per `cargo test` run.
 struct Prepared {
     sentinit: PathBuf,
     /// The minimal build, or why there is none.
@@ -121,42 +152,73 @@ impl Prepared {
 
 /// What must be on the machine: `Err` names the first missing piece (a skip outside CI, a failure in
 /// CI). Anything that goes wrong after this is a test failure everywhere.
-fn requirements() -> Result<(), String> {
+fn requirements(arch: Arch) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("must run as root (device nodes in the initramfs, cgroups, runc)".into());
     }
-    for tool in ["qemu-system-x86_64", "busybox", "runc", "setpriv", "timeout", "dpkg-deb", "apt-get"] {
+    let tools: &[&str] = match arch {
+        Arch::Amd64 => &["qemu-system-x86_64", "busybox", "runc", "setpriv"],
+        Arch::Arm64 => &["qemu-system-aarch64", "qemu-aarch64", "aarch64-linux-gnu-gcc"],
+    };
+    for tool in tools.iter().chain(&["timeout", "dpkg-deb", "apt-get", "cpio", "readelf"]) {
         if which(tool).is_none() {
             return Err(format!("{tool} not found; run tests/vm/install-deps.sh as root"));
         }
     }
-    if which("musl-gcc").is_none() && which("gcc").is_none() {
-        return Err("neither musl-gcc nor gcc found; run tests/vm/install-deps.sh as root".into());
+    match arch {
+        Arch::Amd64 if which("musl-gcc").is_none() && which("gcc").is_none() => {
+            Err("neither musl-gcc nor gcc found; run tests/vm/install-deps.sh as root".into())
+        }
+        Arch::Arm64 if std::env::var_os("SENTINIT_VM_BINARY_ARM64").is_none() && !has_rust_target(AARCH64) => {
+            Err(format!("the Rust target {AARCH64} is not installed (rustup target add {AARCH64})"))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// The static sentinit, the test programs and the initramfs, built once per `cargo test` run.
-fn prepared() -> &'static Prepared {
-    static PREPARED: OnceLock<Result<Prepared, String>> = OnceLock::new();
-    match PREPARED.get_or_init(prepare) {
+const AARCH64: &str = "aarch64-unknown-linux-musl";
+
+/// Is the standard library for `target` installed in the toolchain that runs these tests?
+fn has_rust_target(target: &str) -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .is_some_and(|sysroot| sysroot.join("lib/rustlib").join(target).join("lib").is_dir())
+}
+
+/// The static sentinit, the test programs and the initramfs of `arch`, built once per `cargo test` run.
+fn prepared(arch: Arch) -> &'static Prepared {
+    static AMD64: OnceLock<Result<Prepared, String>> = OnceLock::new();
+    static ARM64: OnceLock<Result<Prepared, String>> = OnceLock::new();
+    let cell = match arch {
+        Arch::Amd64 => &AMD64,
+        Arch::Arm64 => &ARM64,
+    };
+    match cell.get_or_init(|| prepare(arch)) {
         Ok(prepared) => prepared,
-        Err(e) => panic!("cannot prepare the guest: {e}"),
+        Err(e) => panic!("cannot prepare the {} guest: {e}", arch.name()),
     }
 }
 
-fn prepare() -> Result<Prepared, String> {
-    let sentinit = static_sentinit()?;
+fn prepare(arch: Arch) -> Result<Prepared, String> {
+    let sentinit = static_sentinit(arch)?;
     let minimal = match std::env::var_os("SENTINIT_VM_MINIMAL_BINARY") {
+        _ if arch != Arch::Amd64 => Err("the minimal build is made for x86_64 only".to_string()),
         _ if !selected("SENTINIT_VM_BUILDS", MINIMAL) => Err("not selected by SENTINIT_VM_BUILDS".to_string()),
         Some(binary) => Ok(PathBuf::from(binary)),
         None => minimal_binary(),
     };
-    let out = work_dir().join("out");
+    let out = work_dir().join(match arch {
+        Arch::Amd64 => "out",
+        Arch::Arm64 => "out-arm64",
+    });
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut build = Command::new(vm_dir().join("build-initramfs.sh"));
-    build.arg(&sentinit).arg(&out).args(minimal.as_ref().ok());
+    build.arg(&sentinit).arg(&out).arg(arch.name()).args(minimal.as_ref().ok());
     run_script(&mut build, "build-initramfs.sh")?;
     Ok(Prepared { sentinit, minimal, initramfs: out.join("initramfs.cpio.gz"), progs: out.join("progs") })
 }
@@ -175,11 +237,16 @@ fn run_script(command: &mut Command, what: &str) -> Result<String, String> {
     Ok(stdout)
 }
 
-/// The static sentinit for the guest and the container: `SENTINIT_VM_BINARY` if given, else a release
-/// build for x86_64-unknown-linux-musl (a static glibc build when the musl target is missing), in a
-/// target directory of its own so it never waits on the lock of the `cargo test` that runs this.
-fn static_sentinit() -> Result<PathBuf, String> {
-    if let Some(binary) = std::env::var_os("SENTINIT_VM_BINARY") {
+/// The static sentinit for the guest and the container: `SENTINIT_VM_BINARY` (`SENTINIT_VM_BINARY_ARM64`)
+/// if given, else a release build for x86_64-unknown-linux-musl (a static glibc build when the musl
+/// target is missing) or aarch64-unknown-linux-musl (cross-linked with rust-lld, .cargo/config.toml), in
+/// a target directory of its own so it never waits on the lock of the `cargo test` that runs this.
+fn static_sentinit(arch: Arch) -> Result<PathBuf, String> {
+    let given = match arch {
+        Arch::Amd64 => "SENTINIT_VM_BINARY",
+        Arch::Arm64 => "SENTINIT_VM_BINARY_ARM64",
+    };
+    if let Some(binary) = std::env::var_os(given) {
         return Ok(PathBuf::from(binary));
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -196,6 +263,9 @@ fn static_sentinit() -> Result<PathBuf, String> {
         run_script(&mut command, &format!("cargo build --release --target {target}"))
             .map(|_| target_dir.join(target).join("release/sentinit"))
     };
+    if arch == Arch::Arm64 {
+        return build(AARCH64, None);
+    }
     build("x86_64-unknown-linux-musl", None).or_else(|musl_error| {
         say!("musl build failed, falling back to a static glibc build: {musl_error}");
         build("x86_64-unknown-linux-gnu", Some("-C target-feature=+crt-static"))
@@ -397,21 +467,22 @@ fn str_(s: &str) -> Expect {
 
 // ------------------------------------------------------------------------------------------ boots
 
-/// Boots `series` with the scenarios of `layout` that are selected and `build`'s sentinit, and returns
-/// the parsed log. `None` when the selection leaves nothing to run here.
-fn boot(series: &str, layout: &str, scenarios: &[&str], build: &str) -> Option<(Log, Kernel)> {
+/// Boots `series` (`6.1`, `arm64-6.12`) with the scenarios of `layout` that are selected and `build`'s
+/// sentinit, and returns the parsed log. `None` when the selection leaves nothing to run here.
+fn boot(arch: Arch, series: &str, layout: &str, scenarios: &[&str], build: &str) -> Option<(Log, Kernel)> {
     let chosen: Vec<&str> = scenarios.iter().copied().filter(|s| selected("SENTINIT_VM_SCENARIOS", s)).collect();
     if chosen.is_empty() || !selected("SENTINIT_VM_KERNELS", series) || !selected("SENTINIT_VM_BUILDS", build) {
         say!("linux {series} ({layout}, {build}): not selected by SENTINIT_VM_SCENARIOS / _KERNELS / _BUILDS");
         return None;
     }
-    let prepared = prepared();
+    let prepared = prepared(arch);
     prepared.binary(build)?;
     let kernel = kernel(series).unwrap_or_else(|e| panic!("cannot fetch the {series} kernel: {e}"));
     let timeout: u64 = std::env::var("SENTINIT_VM_TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(300);
     let log_path = work_dir().join(format!("serial-{series}-{layout}-{build}.log"));
     let started = Instant::now();
     let status = Command::new(vm_dir().join("run-vm.sh"))
+        .env("VM_ARCH", arch.name())
         .arg(&kernel.vmlinuz)
         .arg(&prepared.initramfs)
         .arg(&log_path)
@@ -452,8 +523,8 @@ fn has_per_fd_peak_reset(kernel: &Kernel) -> bool {
 /// Checks that hold for every boot: the right kernel and the right sentinit (the VM's init and the
 /// containers') ran, every scenario finished, and sentinit as the VM's PID 1 handed the runner's exit
 /// code (7) to the kernel.
-fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str], build: &str) {
-    let binary = prepared().binary(build).expect("booted, so built");
+fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str], arch: Arch, build: &str) {
+    let binary = prepared(arch).binary(build).expect("booted, so built");
     let sha256 = run_script(Command::new("sha256sum").arg(binary), "sha256sum").unwrap_or_else(|e| panic!("{e}"));
     let sha256 = sha256.split_whitespace().next().unwrap_or("-");
     for installed in ["/bin/sentinit", "/ctroot/bin/sentinit"] {
@@ -477,14 +548,15 @@ fn check_boot(c: &mut Checks, log: &Log, kernel: &Kernel, expected: &[&str], bui
     }
 }
 
-fn v2_matrix(series: &str, build: &str) {
-    require!(requirements());
-    let (log, kernel) = match boot(series, "v2", V2_SCENARIOS, build) {
+fn v2_matrix(arch: Arch, version: &str, build: &str) {
+    require!(requirements(arch));
+    let series = arch.series(version);
+    let (log, kernel) = match boot(arch, &series, "v2", V2_SCENARIOS, build) {
         Some(booted) => booted,
         None => return,
     };
     let mut c = Checks::new(&format!("linux {series} v2 {build}"));
-    check_boot(&mut c, &log, &kernel, V2_SCENARIOS, build);
+    check_boot(&mut c, &log, &kernel, V2_SCENARIOS, arch, build);
     let empty = Scenario::default();
     let s = |name: &str| log.scenarios.get(name).unwrap_or(&empty);
 
@@ -832,22 +904,34 @@ fn check_container(c: &mut Checks, ct: &Scenario, name: &str, cgroup_version: u6
 
 #[test]
 fn linux_6_1_cgroup_v2() {
-    v2_matrix("6.1", DEFAULT);
+    v2_matrix(Arch::Amd64, "6.1", DEFAULT);
 }
 
 #[test]
 fn linux_6_1_cgroup_v2_minimal() {
-    v2_matrix("6.1", MINIMAL);
+    v2_matrix(Arch::Amd64, "6.1", MINIMAL);
 }
 
 #[test]
 fn linux_6_12_cgroup_v2() {
-    v2_matrix("6.12", DEFAULT);
+    v2_matrix(Arch::Amd64, "6.12", DEFAULT);
 }
 
 #[test]
 fn linux_6_12_cgroup_v2_minimal() {
-    v2_matrix("6.12", MINIMAL);
+    v2_matrix(Arch::Amd64, "6.12", MINIMAL);
+}
+
+/// The static aarch64 sentinit as the init of Debian's arm64 6.1 kernel (qemu-system-aarch64, virt).
+#[test]
+fn arm64_linux_6_1_cgroup_v2() {
+    v2_matrix(Arch::Arm64, "6.1", DEFAULT);
+}
+
+/// The same on the arm64 6.12 kernel of bookworm-backports (per-fd memory.peak reset).
+#[test]
+fn arm64_linux_6_12_cgroup_v2() {
+    v2_matrix(Arch::Arm64, "6.12", DEFAULT);
 }
 
 #[test]
@@ -863,13 +947,13 @@ fn linux_6_1_runc_docker_v1_layout_minimal() {
 /// runc (root) inside a 6.1 VM with Docker's hybrid v1 layout: the container is in /docker/<64hex> in
 /// every controller. (6.12 is built without cgroup v1 memory, so this runs on 6.1 only.)
 fn runc_docker_v1_layout(build: &str) {
-    require!(requirements());
-    let (log, kernel) = match boot("6.1", "v1", &["runc"], build) {
+    require!(requirements(Arch::Amd64));
+    let (log, kernel) = match boot(Arch::Amd64, "6.1", "v1", &["runc"], build) {
         Some(booted) => booted,
         None => return,
     };
     let mut c = Checks::new(&format!("linux 6.1 runc v1 {build}"));
-    check_boot(&mut c, &log, &kernel, &["runc"], build);
+    check_boot(&mut c, &log, &kernel, &["runc"], Arch::Amd64, build);
     let empty = Scenario::default();
     let ct = log.scenarios.get("runc").unwrap_or(&empty);
     check_container(&mut c, ct, "runc", 1, Some("1.5"));
@@ -898,7 +982,7 @@ fn host_runc(build: &str) {
         say!("host-runc ({build}): not selected by SENTINIT_VM_SCENARIOS / SENTINIT_VM_BUILDS");
         return;
     }
-    require!(requirements());
+    require!(requirements(Arch::Amd64));
     let own_memory_group = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap_or_default()
         .lines()
@@ -909,7 +993,7 @@ fn host_runc(build: &str) {
     } else {
         Err("no cgroup v1 memory controller for rootless runc".to_string())
     });
-    let prepared = prepared();
+    let prepared = prepared(Arch::Amd64);
     let Some(binary) = prepared.binary(build) else { return };
     let output = run_script(
         Command::new(vm_dir().join("host-runc.sh")).arg(binary).arg(&prepared.progs),

@@ -9,8 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The sentinit the tests run: cargo's binary, or `SENTINIT_TEST_LAUNCHER` when set.
+///
+/// Tests cross-compiled for aarch64 and run by `qemu-aarch64` (tests/qemu_user.rs) cannot exec the
+/// aarch64 sentinit themselves: without binfmt_misc the host kernel refuses a foreign ELF with ENOEXEC.
+/// The launcher is a native script that execs `qemu-aarch64 <that sentinit> "$@"`; sentinit's own
+/// children (`sh`, `python3`) are the host's and run natively.
 pub fn sentinit() -> &'static str {
-    env!("CARGO_BIN_EXE_sentinit")
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var("SENTINIT_TEST_LAUNCHER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sentinit").to_string())
+    })
 }
 
 pub fn helper(name: &str) -> PathBuf {

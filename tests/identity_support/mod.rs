@@ -12,7 +12,20 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_sentinit");
+/// The sentinit to run: cargo's binary, or the `SENTINIT_TEST_LAUNCHER` of a run under user-mode
+/// emulation (see `sentinit()` in tests/common/mod.rs).
+pub fn bin() -> String {
+    std::env::var("SENTINIT_TEST_LAUNCHER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sentinit").to_string())
+}
+
+/// The slack a time-budget assertion allows above sentinit's own budget, for starting processes: `ms`
+/// natively, `ms` times `SENTINIT_TEST_SLACK_FACTOR` where starting a process is slow. Under qemu-aarch64
+/// user-mode emulation (tests/qemu_user.rs sets 3) starting sentinit alone takes a few hundred ms; the
+/// budget itself is never scaled, so a sentinit that overstays it by seconds still fails.
+pub fn slack(ms: u64) -> Duration {
+    let factor = std::env::var("SENTINIT_TEST_SLACK_FACTOR").ok().and_then(|f| f.parse::<u64>().ok()).unwrap_or(1);
+    Duration::from_millis(ms * factor.max(1))
+}
 
 /// `tests/fixtures/identity/<name>`, a fake `/proc`.
 pub fn fixture(name: &str) -> String {
@@ -56,7 +69,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(20);
 
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))

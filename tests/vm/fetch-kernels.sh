@@ -1,8 +1,10 @@
 #!/bin/sh
 # Downloads the guest kernels as Debian packages (never installed: only ./boot/vmlinuz-* and
 # ./boot/config-* are unpacked with dpkg-deb) into $VM_CACHE/kernels/<series>/:
-#   6.1   Debian 12's kernel: the package linux-image-amd64 of bookworm (-security) depends on
-#   6.12  the bookworm-backports kernel: what linux-image-amd64/bookworm-backports depends on
+#   6.1         Debian 12's kernel: the package linux-image-amd64 of bookworm (-security) depends on
+#   6.12        the bookworm-backports kernel: what linux-image-amd64/bookworm-backports depends on
+#   arm64-6.1   the same for arm64 (linux-image-arm64), from the arm64-only private lists (lib.sh)
+#   arm64-6.12  (Debian's arm64 vmlinuz is an uncompressed Image, which QEMU's -kernel boots as is)
 # Each directory gets vmlinuz, config, package (name) and version (Debian version). Once a kernel is
 # cached it is reused without any network access; SENTINIT_VM_REFRESH=1 picks up newer packages.
 # Prints one line per kernel: "<series> <package> <version>".
@@ -23,21 +25,27 @@ for series in $series_list; do
         echo "$series $(cat "$dir/package") $(cat "$dir/version")"
         continue
     fi
-    vm_apt_update_private_lists
     case $series in
-    6.1) meta=linux-image-amd64 ;;
-    6.12) meta=linux-image-amd64/bookworm-backports ;;
+    arm64-*) arch=arm64 ;;
+    *) arch=amd64 ;;
+    esac
+    version_series=${series#arm64-}
+    case $version_series in
+    6.1) meta=linux-image-$arch ;;
+    6.12) meta=linux-image-$arch/bookworm-backports ;;
     *)
-        echo "fetch-kernels.sh: unknown kernel series '$series' (known: 6.1 6.12)" >&2
+        echo "fetch-kernels.sh: unknown kernel series '$series' (known: 6.1 6.12 arm64-6.1 arm64-6.12)" >&2
         exit 2
         ;;
     esac
+    vm_apt_arch "$arch"
+    vm_apt_update_private_lists
     # shellcheck disable=SC2086
     pkg=$(apt-cache $APT_PRIVATE depends "$meta" | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
     case $pkg in
-    linux-image-"$series".*) ;;
+    linux-image-"$version_series".*-"$arch") ;;
     *)
-        echo "fetch-kernels.sh: $meta depends on '$pkg', not a $series kernel" >&2
+        echo "fetch-kernels.sh: $meta depends on '$pkg', not a $version_series $arch kernel" >&2
         exit 1
         ;;
     esac

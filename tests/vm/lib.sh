@@ -19,10 +19,32 @@ export VM_CACHE
 # A private apt configuration: the machine's own Debian mirrors plus bookworm-backports, with lists
 # kept under $VM_CACHE/apt. /etc/apt is never modified.
 VM_APT_DIR=$VM_CACHE/apt
-APT_PRIVATE="-o Dir::Etc::sourcelist=$VM_APT_DIR/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$VM_APT_DIR/lists"
+VM_APT_LISTS=$VM_APT_DIR/lists
+APT_PRIVATE="-o Dir::Etc::sourcelist=$VM_APT_DIR/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$VM_APT_LISTS"
+
+# vm_apt_arch ARCH: points APT_PRIVATE at the lists of ARCH's packages. amd64 is this machine's own
+# architecture (packages are installed from it); arm64 has a lists directory of its own that knows only
+# arm64 packages, used for `apt-get download` alone (the arm64 kernel and busybox-static are unpacked
+# with dpkg-deb, never installed), so dpkg's architectures are never changed.
+vm_apt_arch() {
+    case $1 in
+    amd64)
+        VM_APT_LISTS=$VM_APT_DIR/lists
+        APT_PRIVATE="-o Dir::Etc::sourcelist=$VM_APT_DIR/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$VM_APT_LISTS"
+        ;;
+    arm64)
+        VM_APT_LISTS=$VM_APT_DIR/lists-arm64
+        APT_PRIVATE="-o Dir::Etc::sourcelist=$VM_APT_DIR/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$VM_APT_LISTS -o APT::Architecture=arm64 -o APT::Architectures=arm64"
+        ;;
+    *)
+        echo "tests/vm: unknown architecture '$1' (known: amd64 arm64)" >&2
+        return 1
+        ;;
+    esac
+}
 
 vm_write_private_sources() {
-    mkdir -p "$VM_APT_DIR/lists/partial"
+    mkdir -p "$VM_APT_LISTS/partial"
     deb_uri=""
     sec_uri=""
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then
@@ -48,7 +70,7 @@ vm_write_private_sources() {
 # Refreshes the private lists (always when asked to, otherwise when missing or older than a day).
 vm_apt_update_private_lists() {
     vm_write_private_sources
-    stamp=$VM_APT_DIR/updated
+    stamp=$VM_APT_LISTS.updated
     if [ -n "${SENTINIT_VM_REFRESH:-}" ] || [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then
         # shellcheck disable=SC2086
         apt-get $APT_PRIVATE update -q >&2
