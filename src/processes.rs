@@ -628,7 +628,9 @@ impl Processes {
                 }
             }
         }
-        if !zombie {
+        // Nor is an RSS of 0 before that: a process on its way out (an OOM victim among them) reads 0
+        // once its memory is gone, and the OOM reaper frees a victim's memory before it exits.
+        if !zombie && rss > 0 {
             entry.last_rss = rss;
             entry.peak_rss = entry.peak_rss.max(rss);
         }
@@ -930,6 +932,20 @@ mod tests {
     use super::*;
 
     const LINE: &[u8] = b"4211 (py (x) 3) S 1 4211 4211 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 99 1000 15000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n";
+
+    #[test]
+    fn an_rss_of_0_before_the_end_is_not_a_last_size() {
+        // 15000 pages, then the same process on its way out (state R, its memory gone: 0 pages).
+        let mut processes = Processes::new();
+        let mut stat = parse_stat(4211, LINE).unwrap();
+        processes.update(&stat, b"py");
+        stat.rss_pages = 0;
+        stat.state = b'R';
+        processes.update(&stat, b"py");
+        let live = &processes.live[&4211];
+        assert_eq!(live.last_rss, 15000 * processes.page_size);
+        assert_eq!(live.peak_rss, 15000 * processes.page_size);
+    }
 
     #[test]
     fn parses_the_fields_it_uses() {
