@@ -9,14 +9,16 @@
 //! no locks, nothing written but its own stack and the one word that says why an exec failed.
 //!
 //! Everything that can fail in a way worth explaining (command not found, not executable, a missing
-//! interpreter) is decided before the clone or read back from that word, so the error line names the
-//! path and the exit code is 127 or 126 as shells and tini use them. No descriptor is needed for it,
-//! so a low RLIMIT_NOFILE cannot cost the workload its start or its error message.
+//! interpreter) is decided before the clone or read back from that word (and from a close-on-exec pipe
+//! beside it, for where CLONE_VM is emulated as a fork, as under qemu-user), so the error line names
+//! the path and the exit code is 127 or 126 as shells and tini use them. The word needs no
+//! descriptor, so a low RLIMIT_NOFILE cannot cost the workload its start or its error message.
 
 use crate::environ::Environ;
 use crate::signals::{self, Mask};
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -195,6 +197,8 @@ struct ChildArgs<'a> {
     take_terminal: bool,
     /// The errno of a failed execve; 0 while none failed.
     exec_errno: &'a AtomicI32,
+    /// The write end of the close-on-exec pipe that also carries that errno, when one could be made.
+    errno_pipe: Option<i32>,
 }
 
 /// Starts the workload in its own process group. Returns its pid once it has exec'd.
@@ -207,7 +211,20 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     let exec_errno = AtomicI32::new(0);
-    let args = ChildArgs { launch: &launch, argv: &argv, envp: &envp, setup, take_terminal, exec_errno: &exec_errno };
+    // The errno of a failed exec also goes through a close-on-exec pipe: where clone's CLONE_VM is not
+    // honoured (user-mode emulators such as qemu-user make it a fork) the shared word stays 0 in the
+    // parent, and the pipe's end of file also says when the exec happened. Without a descriptor for it
+    // (RLIMIT_NOFILE) the shared word is enough on a real kernel.
+    let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok();
+    let args = ChildArgs {
+        launch: &launch,
+        argv: &argv,
+        envp: &envp,
+        setup,
+        take_terminal,
+        exec_errno: &exec_errno,
+        errno_pipe: pipe.as_ref().map(|(_, write_end)| write_end.as_raw_fd()),
+    };
     // Capacity only: the kernel and the child write it; Rust never reads it.
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK_BYTES);
     let stack_top = (stack.as_mut_ptr() as usize + CHILD_STACK_BYTES) & !15;
@@ -227,8 +244,18 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
     if pid < 0 {
         return Err(LaunchError::System("clone".into(), io::Error::last_os_error()));
     }
-    // The child has exec'd or exited by now (CLONE_VFORK).
-    let errno = exec_errno.load(Ordering::Acquire);
+    let mut errno = 0;
+    if let Some((read_end, write_end)) = pipe {
+        drop(write_end);
+        let mut bytes = [0u8; 4];
+        if read_full(&read_end, &mut bytes) == bytes.len() {
+            errno = i32::from_ne_bytes(bytes);
+        }
+    }
+    if errno == 0 {
+        // The child has exec'd or exited by now (CLONE_VFORK).
+        errno = exec_errno.load(Ordering::Acquire);
+    }
     if errno != 0 {
         // Reap the child that failed to exec and has exited.
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -329,6 +356,20 @@ fn reset_signals(setup: &ChildSetup) {
     let _ = signals::set_blocked(Mask::empty());
 }
 
+/// Reads until `buffer` is full or EOF (the exec closed the pipe); returns the byte count.
+fn read_full(fd: &std::os::fd::OwnedFd, buffer: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match nix::unistd::read(fd, &mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    filled
+}
+
 /// The child side of [`spawn`], on its own stack in sentinit's memory. Never returns.
 extern "C" fn child_main(args: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `args` points at the ChildArgs in spawn's frame, suspended until this child execs or exits.
@@ -353,7 +394,12 @@ extern "C" fn child_main(args: *mut libc::c_void) -> libc::c_int {
         reset_signals(args.setup);
         libc::execve(args.launch.program.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr());
         // errno is sentinit's main thread's (the child shares its thread pointer): read it at once.
-        args.exec_errno.store((*libc::__errno_location()).max(1), Ordering::Release);
+        let errno = (*libc::__errno_location()).max(1);
+        args.exec_errno.store(errno, Ordering::Release);
+        if let Some(fd) = args.errno_pipe {
+            let bytes = errno.to_ne_bytes();
+            libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        }
         libc::_exit(127)
     }
 }
