@@ -189,6 +189,18 @@ pub fn state_of(pid: i32) -> Option<char> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|(state, ..)| state)
 }
 
+/// Has the process started to exit (PF_EXITING in the flags of /proc/<pid>/stat)? A process that is
+/// gone or unreadable counts as exiting.
+pub fn is_exiting(pid: i32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    let flags = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().nth(6))
+        .and_then(|flags| flags.parse::<u64>().ok());
+    flags.map_or(true, |flags| flags & PF_EXITING != 0)
+}
+
 /// State, parent pid and process group from a /proc/<pid>/stat line. The command name may hold spaces
 /// and parentheses, so the fields are counted from the last ')'.
 fn parse_stat(stat: &str) -> Option<(char, i32, i32)> {
@@ -210,6 +222,12 @@ mod tests {
         assert_eq!(parse_stat("1 (init) S 0 1 1"), Some(('S', 0, 1)));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("9 (x y) T 3 9 9"), Some(('T', 3, 9)));
+    }
+
+    #[test]
+    fn a_running_process_is_not_exiting_and_a_gone_one_is() {
+        assert!(!is_exiting(std::process::id() as i32));
+        assert!(is_exiting(i32::MAX));
     }
 
     #[test]

@@ -95,8 +95,10 @@ impl OwnGroup {
             return;
         };
         // An exiting process leaves its groups before it is a zombie: only a live one's answer counts
-        // (its state read after its groups).
-        let alive = crate::proctree::state_of(pid).is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'));
+        // (its state read after its groups), and "live" means not even on its way out (PF_EXITING,
+        // set before it leaves its groups; its state still reads R then).
+        let alive = crate::proctree::state_of(pid).is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+            && !crate::proctree::is_exiting(pid);
         if alive && !String::from_utf8_lossy(&text).lines().any(|line| line.ends_with(&format!("/{name}"))) {
             crate::warn!(
                 "the workload did not join its own cgroup {name}: the report's cgroup figures are not its own"
