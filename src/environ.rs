@@ -4,8 +4,8 @@
 //! `=`, non-UTF-8 values included), followed by the identity variables sentinit adds. Rust's
 //! `std::env` drops what it cannot parse, so the entries come straight from the C runtime's `envp`.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 
 /// The raw entries, `NAME=value` or whatever else the parent put there.
 #[derive(Clone, Debug, Default)]
@@ -29,17 +29,6 @@ impl Environ {
     /// Is there an entry named `name` (even empty)?
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
-    }
-
-    /// `(name, value)` for every entry that has a name and a `=`, in order: for looking things up.
-    pub fn pairs(&self) -> Vec<(OsString, OsString)> {
-        self.entries
-            .iter()
-            .filter_map(|entry| {
-                let at = entry.iter().position(|b| *b == b'=').filter(|at| *at > 0)?;
-                Some((OsString::from_vec(entry[..at].to_vec()), OsString::from_vec(entry[at + 1..].to_vec())))
-            })
-            .collect()
     }
 
     /// Adds `name=value` at the end unless an entry of that name exists: a variable the user set wins.
@@ -89,7 +78,6 @@ mod tests {
         env.add_missing("NEW", "v");
         assert_eq!(env.entries().len(), 6);
         assert_eq!(env.entries()[5], b"NEW=v");
-        assert_eq!(env.pairs().len(), 4);
         env.set("DUP", "x");
         env.set("LAST", "y");
         assert_eq!(env.entries()[1..3], [b"DUP=x".to_vec(), b"DUP=2".to_vec()]);

@@ -41,16 +41,22 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
     // The report's init_duration_ms counts from here: argument parsing, identity and the exec are all
     // time the container spent before its workload ran.
     let sentinit_started = Instant::now();
-    let env: Vec<(OsString, OsString)> = environ.pairs();
-    // sentinit's own variables must be text; anything else is passed to the workload untouched.
-    if let Some((name, _)) =
-        env.iter().find(|(k, v)| k.to_string_lossy().starts_with("SENTINIT_") && v.to_str().is_none())
-    {
-        crate::log::line(format_args!("sentinit: {}: the value is not valid UTF-8", name.to_string_lossy()));
+    // Only sentinit's own variables are parsed here (the environment is not copied: a PID 1's memory
+    // is what is left after its start); they must be text, anything else passes to the workload untouched.
+    let own: Vec<(&[u8], &[u8])> = environ
+        .entries()
+        .iter()
+        .filter(|entry| entry.starts_with(b"SENTINIT_"))
+        .filter_map(|entry| entry.iter().position(|b| *b == b'=').map(|at| (&entry[..at], &entry[at + 1..])))
+        .collect();
+    if let Some((name, _)) = own.iter().find(|(_, value)| std::str::from_utf8(value).is_err()) {
+        crate::log::line(format_args!("sentinit: {}: the value is not valid UTF-8", String::from_utf8_lossy(name)));
         crate::log::line(format_args!("Try 'sentinit --help' for more information."));
         return 2;
     }
-    let text_env = env.iter().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())));
+    let text_env = own.iter().filter_map(|(name, value)| {
+        Some((std::str::from_utf8(name).ok()?.to_string(), std::str::from_utf8(value).ok()?.to_string()))
+    });
     let action = match config::parse(args.get(1..).unwrap_or(&[]), text_env) {
         Ok(action) => action,
         Err(UsageError(message)) => {
@@ -71,10 +77,10 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
         Action::Identity(config) => {
             log::set_verbose(config.verbose);
             let files = paths::SelfFiles::read();
-            let identity = identity::resolve(&config, &env, &files);
+            let identity = identity::resolve(&config, &environ, &files);
             let (memory, cpu) = accounting::limits_now(&files);
             let found = limits::Found::new(&identity, memory, cpu, accounting::affinity_cpus());
-            let limits = limits::resolve(&env, &found);
+            let limits = limits::resolve(&environ, &found);
             let mut json = identity.json_value();
             if let Some(object) = json.as_object_mut() {
                 object.extend(limits.json_fields().map(|(key, value)| (key.to_string(), value)));
@@ -82,13 +88,13 @@ pub fn run(args: Vec<OsString>, environ: Environ) -> i32 {
             println!("{json}");
             0
         }
-        Action::Run(config) => run_workload(&config, environ, &env, sentinit_started),
+        Action::Run(config) => run_workload(&config, environ, sentinit_started),
     }
 }
 
 /// Prepares the workload's environment, starts it, supervises it and returns its (remapped) exit code.
 /// `sentinit_started` is when sentinit itself started, for the report's init duration.
-fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsString)], sentinit_started: Instant) -> i32 {
+fn run_workload(config: &Config, mut environ: Environ, sentinit_started: Instant) -> i32 {
     log::set_verbose(config.verbose);
     // Read before anything changes a disposition: what sentinit's parent ignored stays ignored (except
     // SIGCHLD, see signals::Inherited).
@@ -112,14 +118,14 @@ fn run_workload(config: &Config, mut environ: Environ, env: &[(OsString, OsStrin
     }
 
     let self_files = paths::SelfFiles::read();
-    let identity = identity::resolve(config, env, &self_files);
+    let identity = identity::resolve(config, &environ, &self_files);
 
     // The baseline is taken before the workload exists, so every counter's delta is the workload's. It
     // also reads the limits, which go into the workload's environment.
     let mut accountant = accounting::Accountant::start(config, &self_files);
     setup.join_cgroups = accountant.join_on_start();
     let (memory_limit, cpu_limit, affinity) = accountant.limits();
-    let limits = limits::resolve(env, &limits::Found::new(&identity, memory_limit, cpu_limit, affinity));
+    let limits = limits::resolve(&environ, &limits::Found::new(&identity, memory_limit, cpu_limit, affinity));
     for (name, value) in identity.exports() {
         // Explicit wins: a variable the user already set is left alone (identity took it as its value).
         environ.add_missing(&name, &value);

@@ -23,8 +23,8 @@
 use crate::accounting::files::Limit;
 use crate::accounting::reading::CpuLimit;
 use crate::debug;
+use crate::environ::Environ;
 use crate::identity::Identity;
-use std::ffi::OsString;
 
 pub const CPU_LIMIT: &str = "SENTINIT_CPU_LIMIT";
 pub const CPUS: &str = "SENTINIT_CPUS";
@@ -66,9 +66,8 @@ impl Found {
 }
 
 /// Works out the three variables from `found`; `env` is sentinit's own environment, whose values win.
-pub fn resolve(env: &[(OsString, OsString)], found: &Found) -> Limits {
-    let explicit =
-        |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.to_string_lossy().into_owned());
+pub fn resolve(env: &Environ, found: &Found) -> Limits {
+    let explicit = |name: &str| env.get(name).map(|value| value.to_string_lossy().into_owned());
     let mut limits = Limits::default();
 
     let (cpu_millis, source) = match (found.cgroup_cpu, found.ecs_task_cpu_millis, found.ecs_container_cpu_millis) {
@@ -229,8 +228,8 @@ impl Limits {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+    fn env(pairs: &[(&str, &str)]) -> Environ {
+        Environ::from_entries(pairs.iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect())
     }
 
     #[test]
@@ -268,20 +267,20 @@ mod tests {
             ecs_container_cpu_millis: Some(1000),
             affinity: Some(4),
         };
-        let limits = resolve(&[], &found);
+        let limits = resolve(&env(&[]), &found);
         assert_eq!(limits.cpu_limit.as_deref(), Some("1.5"));
         assert_eq!(limits.cpu_limit_source, Some("cgroup"));
         assert_eq!(limits.cpus.as_deref(), Some("2"));
         assert_eq!(limits.memory_limit_bytes.as_deref(), Some("67108864"));
         assert_eq!(limits.start_fields(), " cpus=2 cpu_limit=1.5 memory_limit=67108864");
         let unlimited = Found { cgroup_cpu: Some(CpuLimit::Unlimited), cgroup_memory: Some(Limit::Unlimited), ..found };
-        let limits = resolve(&[], &unlimited);
+        let limits = resolve(&env(&[]), &unlimited);
         assert_eq!((limits.cpu_limit.as_deref(), limits.cpu_limit_source), (Some("0.25"), Some("ecs-task")));
         assert_eq!(limits.memory_limit_bytes, None);
         let container = Found { ecs_task_cpu_millis: None, ..unlimited };
-        assert_eq!(resolve(&[], &container).cpu_limit.as_deref(), Some("1"));
+        assert_eq!(resolve(&env(&[]), &container).cpu_limit.as_deref(), Some("1"));
         let none = Found { ecs_container_cpu_millis: None, ..container };
-        let limits = resolve(&[], &none);
+        let limits = resolve(&env(&[]), &none);
         assert_eq!((limits.cpu_limit.as_deref(), limits.cpus.as_deref()), (None, Some("4")));
         assert_eq!(limits.exports(), vec![(CPUS, "4".to_string())]);
     }

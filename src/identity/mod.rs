@@ -20,11 +20,11 @@ mod mountinfo;
 mod validate;
 
 use crate::config::Config;
+use crate::environ::Environ;
 use crate::{debug, paths, warn};
 use container_id::{pick, Pick};
 use facts::{task_id_of, EcsFacts};
 use serde_json::Value;
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -111,12 +111,11 @@ pub struct Identity {
 /// environment: the ECS agent's variables are read from it, and so are the exported variables
 /// themselves, because a value the user set wins (it is what the workload will see, so it is also
 /// what the START line, `--identity`, the report and the introspection lookup use).
-pub fn resolve(config: &Config, env: &[(OsString, OsString)], files: &paths::SelfFiles) -> Identity {
+pub fn resolve(config: &Config, env: &Environ, files: &paths::SelfFiles) -> Identity {
     let deadline = Instant::now() + config.identity_timeout;
     let var = |name: &str| {
-        env.iter()
-            .find(|(key, _)| key == name)
-            .and_then(|(_, value)| value.to_str())
+        env.get(name)
+            .and_then(|value| value.to_str())
             .map(str::trim)
             .filter(|value| !value.is_empty())
             .map(str::to_string)
@@ -258,9 +257,9 @@ struct Resolver {
 impl Resolver {
     /// Takes the exported variables the user already set as the identity, source `environment`. One
     /// set empty stays unresolved (the workload sees it empty) and is not looked for.
-    fn take_explicit(&mut self, env: &[(OsString, OsString)]) {
+    fn take_explicit(&mut self, env: &Environ) {
         for name in EXPORTED {
-            let Some((_, value)) = env.iter().find(|(key, _)| key == name) else { continue };
+            let Some(value) = env.get(name) else { continue };
             let value = value.to_string_lossy().into_owned();
             debug!("{name} set in the environment ({value:?}): using it as given");
             self.explicit.push(name);
