@@ -23,11 +23,17 @@ impl SelfFiles {
         let read = |name: &str| {
             let path = proc.join("self").join(name);
             read_guarded(&path, MAX_PROC_FILE)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .map(into_text)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
         };
         SelfFiles { cgroup: read("cgroup"), mountinfo: read("mountinfo") }
     }
+}
+
+/// Bytes read from a file as text: the same buffer when it is UTF-8 (it always is, from the kernel),
+/// a lossy copy otherwise.
+pub fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The most read of one /proc file: mountinfo of a host with tens of thousands of mounts fits.

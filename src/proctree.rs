@@ -75,7 +75,7 @@ enum Check {
 fn check_own() -> Result<(), Check> {
     let own = std::process::id().to_string();
     let status = match crate::paths::read_guarded(Path::new("/proc/self/status"), crate::paths::MAX_PROC_FILE) {
-        Ok(status) => String::from_utf8_lossy(&status).into_owned(),
+        Ok(status) => crate::paths::into_text(status),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && Path::new("/proc/1").exists() => {
             return Err(Check::Foreign("it has no /proc/self for sentinit".to_string()))
         }

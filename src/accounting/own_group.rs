@@ -156,7 +156,7 @@ pub fn settle(cgroups: &mut Cgroups, mode: CgroupMode) -> (Scope, Option<OwnGrou
 fn foreign_processes(dir: &Path) -> Option<u64> {
     let path = dir.join("cgroup.procs");
     let text = match crate::paths::read_guarded(&path, crate::paths::MAX_PROC_FILE) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(bytes) => crate::paths::into_text(bytes),
         Err(e) => {
             debug!("accounting: {}: {e}; the cgroup's scope is unknown", path.display());
             return None;

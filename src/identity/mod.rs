@@ -461,7 +461,7 @@ impl Resolver {
 }
 
 fn read_text(path: &Path) -> Option<String> {
-    paths::read_guarded(path, paths::MAX_PROC_FILE).ok().map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    paths::read_guarded(path, paths::MAX_PROC_FILE).ok().map(paths::into_text)
 }
 
 /// 2 when `<sys>/fs/cgroup` is the unified hierarchy (for when /proc/self/cgroup cannot be read).
