@@ -241,10 +241,30 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
             &args as *const ChildArgs as *mut libc::c_void,
         )
     };
+    let mut pid = pid;
     if pid < 0 {
-        return Err(LaunchError::System("clone".into(), io::Error::last_os_error()));
+        let error = io::Error::last_os_error();
+        // A sandbox may refuse this clone (a seccomp profile that knows fork but not posix_spawn's
+        // flags, or a kernel without them): a plain fork then, as sentinit always did before. Out of
+        // processes or memory (EAGAIN, ENOMEM) a fork would fail the same way.
+        if !matches!(error.raw_os_error(), Some(libc::EPERM | libc::EINVAL | libc::ENOSYS)) {
+            return Err(LaunchError::System("clone".into(), error));
+        }
+        crate::debug!("clone(CLONE_VM|CLONE_VFORK) refused ({error}): starting the workload with fork");
+        // SAFETY: the child runs child_main on its own copy of this memory and only makes
+        // async-signal-safe system calls before it execs or _exits (see child_main), so it is sound
+        // even if another thread held a lock at the fork.
+        pid = unsafe { libc::fork() };
+        if pid == 0 {
+            child_main(&args as *const ChildArgs as *mut libc::c_void);
+        }
+        if pid < 0 {
+            return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
+        }
     }
     let mut errno = 0;
+    // After a fork (or where CLONE_VM is emulated) the pipe is what says the exec happened: its end of
+    // file. Without a pipe, a forked child's exec failure shows only as its exit code.
     if let Some((read_end, write_end)) = pipe {
         drop(write_end);
         let mut bytes = [0u8; 4];

@@ -636,6 +636,32 @@ fn thread_creation_refused_during_identity_is_not_fatal() {
     }
 }
 
+/// A sandbox whose seccomp profile refuses posix_spawn's way of starting a child (clone with
+/// CLONE_VFORK: EPERM), while fork and threads still work: sentinit starts the workload with a plain
+/// fork instead, and an exec failure is still explained (the seccomp filter is x86_64's).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_sandbox_that_refuses_vfork_still_gets_its_workload_started() {
+    let Some(tools) = tools() else {
+        require(false, "gcc -static to build tests/helpers/hostile_tools.c");
+        return;
+    };
+    let tools = tools.to_str().unwrap();
+    for mode in MODES {
+        if !mode_available(mode) {
+            continue;
+        }
+        let output = wrapped(mode, &[tools, "no-vfork"], &["-v", "--", "sh", "-c", "exit 3"]).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(3), "{mode:?}: the workload ran and its code came back:\n{stderr}");
+        assert!(stderr.contains("starting the workload with fork"), "{mode:?}: {stderr}");
+        let output = wrapped(mode, &[tools, "no-vfork"], &["-q", "--", "/nonexistent/program"]).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(127), "{mode:?}: {stderr}");
+        assert!(stderr.contains("'/nonexistent/program': command not found"), "{mode:?}: {stderr}");
+    }
+}
+
 /// A descriptor limit of 8 to 11 is enough for `sh -c 'exit 3'` alone, so it must be enough for it under
 /// sentinit too: whatever sentinit cannot open (cgroup files, a pipe), it does without. Exit 3 and a
 /// REPORT line.
