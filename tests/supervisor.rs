@@ -745,13 +745,14 @@ fn sentinits_own_sigpipe_is_not_forwarded() {
 #[test]
 fn draining_after_a_stop_signal_does_not_spin() {
     // --kill-after armed by a TERM, then the main child exits while a TERM-ignoring process remains:
-    // sentinit waits out the grace period asleep, not in a busy loop.
+    // sentinit waits out the grace period asleep, not in a busy loop. (The trap is set before READY says
+    // the TERM may come.)
     for mode in MODES {
         if !mode_available(mode) {
             continue;
         }
         let script =
-            "(trap '' TERM; exec sleep 30) & touch \"$READY\"; trap 'exit 0' TERM; while :; do sleep 0.05; done";
+            "(trap '' TERM; exec sleep 30) & trap 'exit 0' TERM; touch \"$READY\"; while :; do sleep 0.05; done";
         let running = start_sh(mode, &["-q", "--report", "none", "--kill-after", "5s", "--grace", "3s"], script);
         common::signal(running.pid, libc::SIGTERM);
         std::thread::sleep(Duration::from_millis(500));
