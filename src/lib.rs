@@ -144,18 +144,20 @@ fn run_workload(config: &Config, mut environ: Environ, sentinit_started: Instant
     let started = launch.and_then(|launch| {
         let take_terminal = spawn::owns_foreground_terminal();
         let display = launch.display().to_string();
-        let child = spawn::spawn(launch, &setup, take_terminal)?;
+        let started = spawn::spawn(launch, &setup, take_terminal)?;
+        let child = started.pid;
         // spawn returns once the child has exec'd: the workload's own program is running now.
         let init_duration = sentinit_started.elapsed();
         debug!(
             "started {display} as pid {child} in its own process group{}",
             if take_terminal { ", terminal foreground" } else { "" }
         );
-        Ok((child, init_duration))
+        Ok((started, init_duration))
     });
     let outcome = match started {
-        Ok((child, init_duration)) => {
-            accountant.workload_started(child);
+        Ok((started, init_duration)) => {
+            let child = started.pid;
+            accountant.workload_started(child, started.join_errno);
             Supervisor::new(config, child, init_duration, signal_fd)
                 .run(&mut report::Narrator { accountant: &mut accountant })
         }

@@ -113,9 +113,9 @@ pub struct Launch {
 pub struct ChildSetup {
     /// The dispositions sentinit's parent left that sentinit changed for itself.
     pub inherited: signals::Inherited,
-    /// `cgroup.procs` files of the workload's own cgroup, joined before exec so that nothing the
+    /// `cgroup.procs` descriptors of the workload's own cgroup, joined before exec so that nothing the
     /// workload allocates is charged elsewhere (accounting::own_group).
-    pub join_cgroups: Vec<CString>,
+    pub join_cgroups: Vec<i32>,
 }
 
 impl Launch {
@@ -197,20 +197,31 @@ struct ChildArgs<'a> {
     take_terminal: bool,
     /// The errno of a failed execve; 0 while none failed.
     exec_errno: &'a AtomicI32,
+    /// The errno of a failed join of the workload's own cgroup; 0 while none failed.
+    join_errno: &'a AtomicI32,
     /// The write end of the close-on-exec pipe that also carries that errno, when one could be made.
     errno_pipe: Option<i32>,
 }
 
-/// Starts the workload in its own process group. Returns its pid once it has exec'd.
+/// The workload, started.
+pub struct Started {
+    pub pid: i32,
+    /// What writing itself into its own cgroup failed with in the child (0: nothing known to fail; a
+    /// fork or an emulator keeps the child's word from sentinit, see accounting::own_group).
+    pub join_errno: i32,
+}
+
+/// Starts the workload in its own process group. Returns once it has exec'd.
 ///
 /// The caller must have blocked every signal (so a signal arriving between clone and exec waits for
 /// the workload's own dispositions) and set SIGTTIN/SIGTTOU to ignore.
-pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<i32, LaunchError> {
+pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<Started, LaunchError> {
     let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     let exec_errno = AtomicI32::new(0);
+    let join_errno = AtomicI32::new(0);
     // The errno of a failed exec also goes through a close-on-exec pipe: where clone's CLONE_VM is not
     // honoured (user-mode emulators such as qemu-user make it a fork) the shared word stays 0 in the
     // parent, and the pipe's end of file also says when the exec happened. Without a descriptor for it
@@ -223,6 +234,7 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
         setup,
         take_terminal,
         exec_errno: &exec_errno,
+        join_errno: &join_errno,
         errno_pipe: pipe.as_ref().map(|(_, write_end)| write_end.as_raw_fd()),
     };
     // Capacity only: the kernel and the child write it; Rust never reads it.
@@ -281,7 +293,7 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(classify_exec_error(&launch, io::Error::from_raw_os_error(errno)));
     }
-    Ok(pid)
+    Ok(Started { pid, join_errno: join_errno.load(Ordering::Acquire) })
 }
 
 /// ENOENT from execve means the program or, when the program itself exists, its interpreter.
@@ -397,13 +409,11 @@ extern "C" fn child_main(args: *mut libc::c_void) -> libc::c_int {
     // SAFETY: only async-signal-safe system calls on memory prepared before the clone.
     unsafe {
         libc::setpgid(0, 0);
-        for procs in &args.setup.join_cgroups {
-            // "0" moves the writer itself. A failure leaves the workload where sentinit is: the parent
-            // checked that it may write there, so this is not expected.
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd >= 0 {
-                libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
+        for &procs in &args.setup.join_cgroups {
+            // "0" moves the writer itself, through a descriptor the parent opened (so none is needed
+            // here). A failure leaves the workload where sentinit is and is said by the parent.
+            if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                args.join_errno.store((*libc::__errno_location()).max(1), Ordering::Release);
             }
         }
         if args.take_terminal {

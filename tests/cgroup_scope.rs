@@ -250,3 +250,31 @@ fn the_workloads_group_is_removed_on_every_ending() {
     assert_eq!(report(&output)["cgroup_scope"], "own");
     assert!(group.children().is_empty(), "after a TERM: {:?}", group.children());
 }
+
+/// Under a descriptor limit that leaves nothing over once sentinit holds its signalfd and counter files,
+/// the workload still joins its own group (sentinit opens the group's cgroup.procs before it starts
+/// the workload, and the child only writes to it), or no group of its own is made: the report never
+/// says `own` with the figures of a group the workload never entered (a 0 MiB peak).
+#[test]
+fn a_low_descriptor_limit_never_reports_an_empty_group_as_the_workloads() {
+    let Some(group) = MemoryGroup::create(512 * MIB) else { return };
+    let dir = TempDir::new("scope-nofile");
+    let _foreign = Foreign::start(&group, 10, &dir);
+    for limit in [8, 10, 12, 14, 16, 18] {
+        let nofile = format!("--nofile={limit}");
+        let args = [&nofile, "--", common::sentinit(), "--report", "json", "--", "python3", "-c", HOLDER, "30", "0.2"];
+        let output = group.joined("prlimit", &args).output().unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "limit {limit}: {text}");
+        let r = report(&output);
+        if r["cgroup_scope"] == "own" {
+            let peak = bytes(&r, "memory_peak_bytes");
+            assert!(
+                peak >= 30 * MIB,
+                "limit {limit}: an own group's peak of {} MiB is not the workload's: {r}",
+                peak / MIB
+            );
+        }
+    }
+    assert!(group.children().is_empty(), "left behind: {:?}", group.children());
+}

@@ -251,15 +251,17 @@ impl Accountant {
         (self.baseline.memory_limit, self.baseline.cpu_limit, self.affinity)
     }
 
-    /// The `cgroup.procs` files the workload joins between fork and exec (its own group), if any.
-    pub fn join_on_start(&self) -> Vec<std::ffi::CString> {
-        self.own_group.as_ref().map(|group| group.procs_files().to_vec()).unwrap_or_default()
+    /// The `cgroup.procs` descriptors the workload writes itself into between clone and exec (its own
+    /// group), if any; they stay open until `workload_started`.
+    pub fn join_on_start(&self) -> Vec<i32> {
+        self.own_group.as_ref().map(|group| group.procs_descriptors()).unwrap_or_default()
     }
 
     /// Called once the workload has exec'd as `pid`. sentinit then lowers its own oom_score_adj to -1000
     /// so that the OOM killer (and a memory.oom.group kill) spares it and the report still gets printed.
     /// Doing it only now means the workload was forked with, and keeps, the original value.
-    pub fn workload_started(&mut self, pid: i32) {
+    /// `join_errno`: what the workload's join of its own group failed with (0: nothing known to fail).
+    pub fn workload_started(&mut self, pid: i32, join_errno: i32) {
         self.child = Some(pid);
         if self.baseline.cpu_usage_us.is_none() && crate::proctree::is_own() {
             // No cgroup counts CPU time: the main child's own, until it is reaped, comes from /proc (the
@@ -267,8 +269,11 @@ impl Accountant {
             // descriptor.
             self.child_stat = files::CounterFile::open(Path::new(&format!("/proc/{pid}")), "stat");
         }
-        if let (Some(group), true) = (&self.own_group, crate::proctree::is_own()) {
-            group.check_joined(pid);
+        if let Some(group) = self.own_group.as_mut() {
+            group.joined();
+            if crate::proctree::is_own() || join_errno != 0 {
+                group.check_joined(pid, join_errno);
+            }
         }
         protect_from_oom_killer();
     }

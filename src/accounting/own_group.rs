@@ -46,8 +46,11 @@ pub struct Scope {
 #[derive(Debug, Default)]
 pub struct OwnGroup {
     created: Vec<PathBuf>,
-    /// `<group>/cgroup.procs` of each created group, for the workload to join before exec.
-    procs: Vec<CString>,
+    /// `<group>/cgroup.procs` of each created group, open for writing, for the workload to join
+    /// before exec: opened here, where a failure means no group of its own, so that the child never
+    /// needs a descriptor (under a low RLIMIT_NOFILE its own open would fail, unseen). Closed once the
+    /// workload has started.
+    procs: Vec<std::fs::File>,
     /// On cgroup v2, what was changed to make room for the group, undone after it is removed.
     v2: Option<V2Room>,
 }
@@ -78,19 +81,35 @@ impl V2Room {
 }
 
 impl OwnGroup {
-    /// The `cgroup.procs` files the workload writes "0" to between fork and exec.
-    pub fn procs_files(&self) -> &[CString] {
-        &self.procs
+    /// The `cgroup.procs` descriptors the workload writes "0" to between clone and exec.
+    pub fn procs_descriptors(&self) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        self.procs.iter().map(|file| file.as_raw_fd()).collect()
     }
 
-    /// Did the workload (`pid`, just exec'd) join the group? Its join between fork and exec cannot
-    /// report a failure (a real-time workload refused by a group without rt_runtime, say), so it is
-    /// checked here, in /proc/<pid>/cgroup; a workload already gone cannot be checked.
-    pub fn check_joined(&self, pid: i32) {
+    /// The workload has started: the descriptors have served.
+    pub fn joined(&mut self) {
+        self.procs.clear();
+    }
+
+    /// Did the workload (`pid`, just exec'd) join the group? `join_errno` is what its write to
+    /// cgroup.procs between clone and exec failed with (a real-time workload refused by a group without
+    /// rt_runtime, say), when the clone shared sentinit's memory; otherwise (0) it is checked here, in
+    /// /proc/<pid>/cgroup, as where a fork or an emulator kept that word from sentinit; a workload
+    /// already gone cannot be checked.
+    pub fn check_joined(&self, pid: i32, join_errno: i32) {
         let Some(name) = self.created.first().and_then(|dir| dir.file_name()).map(|n| n.to_string_lossy().into_owned())
         else {
             return;
         };
+        if join_errno != 0 {
+            // The child's own word for it (see spawn): its write to cgroup.procs failed.
+            let error = std::io::Error::from_raw_os_error(join_errno);
+            crate::warn!(
+                "the workload could not join its own cgroup {name} ({error}): the report's cgroup figures are not its own"
+            );
+            return;
+        }
         let Ok(text) = crate::paths::read_guarded(Path::new(&format!("/proc/{pid}/cgroup")), 64 * 1024) else {
             return;
         };
@@ -195,10 +214,8 @@ fn create(cgroups: &mut Cgroups, shared: bool) -> Result<OwnGroup, String> {
         let Some(dir) = dir else { continue };
         let child = dir.join(&name);
         if !group.created.contains(&child) {
-            make_group(dir, &child).map_err(|e| format!("{controller}: {e}"))?;
+            let procs = make_group(dir, &child).map_err(|e| format!("{controller}: {e}"))?;
             group.created.push(child.clone());
-            let procs = CString::new(child.join("cgroup.procs").as_os_str().as_bytes())
-                .map_err(|_| format!("{controller}: a NUL byte in {}", child.display()))?;
             group.procs.push(procs);
         }
         moved.push((controller, child));
@@ -259,16 +276,13 @@ fn create_v2(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
         }
     }
     let procs = work.join("cgroup.procs");
-    let made = std::fs::create_dir(&work)
-        .map_err(|e| format!("cannot create {}: {e}", work.display()))
-        .and_then(|()| {
+    let made =
+        std::fs::create_dir(&work).map_err(|e| format!("cannot create {}: {e}", work.display())).and_then(|()| {
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(&procs)
-                .map(drop)
                 .map_err(|e| format!("cannot write {}: {e}", procs.display()))
-        })
-        .and_then(|()| CString::new(procs.as_os_str().as_bytes()).map_err(|_| "a NUL byte in the path".to_string()));
+        });
     let procs = match made {
         Ok(procs) => procs,
         Err(e) => {
@@ -286,8 +300,9 @@ fn create_v2(cgroups: &mut Cgroups) -> Result<OwnGroup, String> {
     Ok(OwnGroup { created: vec![work], procs: vec![procs], v2: Some(room) })
 }
 
-/// `mkdir parent/<name>` in a real cgroup v1 filesystem, kept only if sentinit may move a process in.
-fn make_group(parent: &Path, child: &Path) -> Result<(), String> {
+/// `mkdir parent/<name>` in a real cgroup v1 filesystem, kept only if sentinit may move a process in:
+/// returns its `cgroup.procs`, open for writing (close-on-exec).
+fn make_group(parent: &Path, child: &Path) -> Result<std::fs::File, String> {
     if !on_filesystem(parent, CGROUP_SUPER_MAGIC) {
         return Err(format!("{} is not on a cgroup v1 filesystem", parent.display()));
     }
@@ -295,12 +310,13 @@ fn make_group(parent: &Path, child: &Path) -> Result<(), String> {
     // Never reused: a group of the same name may be another sentinit's, whose processes are invisible
     // from here when it runs in another PID namespace (where its pid can equal this one's).
     std::fs::create_dir(child).map_err(|e| format!("cannot create {}: {e}", child.display()))?;
-    let writable = std::fs::OpenOptions::new().write(true).open(child.join("cgroup.procs"));
-    if let Err(e) = writable {
-        remove_group(child);
-        return Err(format!("cannot write {}/cgroup.procs: {e}", child.display()));
+    match std::fs::OpenOptions::new().write(true).open(child.join("cgroup.procs")) {
+        Ok(procs) => Ok(procs),
+        Err(e) => {
+            remove_group(child);
+            Err(format!("cannot write {}/cgroup.procs: {e}", child.display()))
+        }
     }
-    Ok(())
 }
 
 /// `sentinit-<pid>-<8 random hex digits>`: the pid for people and for the stale-group check, the random
