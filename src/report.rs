@@ -343,9 +343,13 @@ pub fn stop_line(signal: i32, progress: &Progress) {
 /// `signal` is 0 when `--rewrite` drops it.
 pub fn timeout_line(timeout: Duration, signal: i32, kill_in: Duration, progress: &Progress) {
     let (timeout, kill_in) = (seconds(timeout.as_millis() as u64), seconds(kill_in.as_millis() as u64));
-    let sending =
-        if signal == 0 { "dropped by --rewrite".to_string() } else { format!("sending {}", signals::name(signal)) };
-    usage_line(format_args!("timeout after {timeout}: {sending} (SIGKILL in {kill_in})"), progress);
+    let sending = match signal {
+        0 => format!("dropped by --rewrite (SIGKILL in {kill_in})"),
+        // Nothing follows a SIGKILL: promising another would only puzzle the reader.
+        libc::SIGKILL => "sending SIGKILL".to_string(),
+        _ => format!("sending {} (SIGKILL in {kill_in})", signals::name(signal)),
+    };
+    usage_line(format_args!("timeout after {timeout}: {sending}"), progress);
 }
 
 /// `sentinit: WHAT: working set ..., CPU ..., throttled ..., OOM kills N`.
