@@ -265,10 +265,13 @@ impl<'a> Supervisor<'a> {
                 }
                 if let Some((kill_at, waited)) = self.kill_deadline {
                     if now >= kill_at {
-                        warn!(
-                            "workload still running {waited:?} after {}: sending SIGKILL to its process group",
-                            signals::name(self.stop_signal.unwrap_or(libc::SIGTERM))
-                        );
+                        // No stop signal went out when --rewrite dropped the timeout's: the timeout
+                        // itself armed this.
+                        let after = match self.stop_signal {
+                            Some(signal) => signals::name(signal),
+                            None => "the timeout (its signal dropped by --rewrite)".to_string(),
+                        };
+                        warn!("workload still running {waited:?} after {after}: sending SIGKILL to its process group");
                         self.kill_workload(libc::SIGKILL);
                         self.killed_by_sentinit = true;
                         self.escalated = true;

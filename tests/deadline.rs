@@ -123,6 +123,15 @@ fn the_timeout_signal_goes_through_rewrite_and_wakes_a_stopped_workload() {
         assert_eq!(r["stop_signal"], "SIGUSR1", "{r}");
         assert!(stderr_of(&output).contains("timeout after 0.30 s: sending SIGUSR1 "), "{}", stderr_of(&output));
 
+        // --rewrite TERM:0 drops the timeout's signal: the SIGKILL that follows says so, not "after SIGTERM".
+        let output = sh(mode, &["--timeout", "300ms", "--rewrite", "TERM:0", "--kill-after", "200ms"], "sleep 30");
+        assert_eq!(output.status.code(), Some(124), "{mode:?}: {}", stderr_of(&output));
+        assert!(
+            stderr_of(&output).contains("after the timeout (its signal dropped by --rewrite): sending SIGKILL"),
+            "{mode:?}: {}",
+            stderr_of(&output)
+        );
+
         // --timeout-signal KILL: the line promises no second SIGKILL.
         let output = sh(mode, &["--timeout", "300ms", "--timeout-signal", "KILL"], "sleep 30");
         assert_eq!(output.status.code(), Some(124), "{mode:?}: {}", stderr_of(&output));
