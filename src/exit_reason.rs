@@ -78,19 +78,10 @@ pub fn classify(outcome: &Outcome, usage: &Usage) -> ExitReason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant, SystemTime};
+    use std::time::{Duration, SystemTime};
 
     fn outcome(exit: Exit) -> Outcome {
-        Outcome {
-            exit,
-            ended: Instant::now(),
-            killed_by_sentinit: false,
-            escalated: false,
-            stop_signal: None,
-            timed_out: false,
-            reaped: 1,
-            init_duration: Some(Duration::from_millis(2)),
-        }
+        Outcome::ended_now(exit)
     }
 
     fn usage(oom_kills: Option<u64>) -> Usage {

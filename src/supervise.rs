@@ -96,6 +96,13 @@ impl Outcome {
             init_duration: None,
         }
     }
+
+    /// A workload that ran (for 2 ms of start-up) and ended now with `exit`, for the tests of the
+    /// modules that read outcomes.
+    #[cfg(test)]
+    pub fn ended_now(exit: Exit) -> Outcome {
+        Outcome { reaped: 1, init_duration: Some(Duration::from_millis(2)), exit, ..Outcome::not_started(0) }
+    }
 }
 
 /// Hooks for the concerns layered on top of supervision (accounting, heartbeat).

@@ -228,16 +228,7 @@ mod tests {
     use std::time::SystemTime;
 
     fn outcome(exit: Exit) -> Outcome {
-        Outcome {
-            exit,
-            ended: Instant::now(),
-            killed_by_sentinit: false,
-            escalated: false,
-            stop_signal: None,
-            timed_out: false,
-            reaped: 1,
-            init_duration: Some(Duration::from_millis(2)),
-        }
+        Outcome::ended_now(exit)
     }
 
     fn usage() -> Usage {

@@ -698,16 +698,7 @@ mod tests {
     use super::*;
 
     fn outcome(exit: Exit, killed_by_sentinit: bool) -> Outcome {
-        Outcome {
-            exit,
-            ended: Instant::now(),
-            killed_by_sentinit,
-            escalated: false,
-            stop_signal: None,
-            timed_out: false,
-            reaped: 1,
-            init_duration: Some(Duration::ZERO),
-        }
+        Outcome { killed_by_sentinit, ..Outcome::ended_now(exit) }
     }
 
     #[test]
