@@ -6,7 +6,8 @@
 //! fork would copy sentinit's page tables only for the child to throw them away at exec, and both
 //! would then take copy-on-write faults: measured, that was the largest single cost of starting.
 //! Between clone and exec the child only makes system calls on data prepared before: no allocation,
-//! no locks, nothing written but its own stack and the one word that says why an exec failed.
+//! no locks, nothing written but its own stack and the words that say why its exec or its cgroup join
+//! failed.
 //!
 //! Everything that can fail in a way worth explaining (command not found, not executable, a missing
 //! interpreter) is decided before the clone or read back from that word (and from a close-on-exec pipe
@@ -273,6 +274,10 @@ pub fn spawn(launch: Launch, setup: &ChildSetup, take_terminal: bool) -> Result<
         if pid < 0 {
             return Err(LaunchError::System("fork".into(), io::Error::last_os_error()));
         }
+        // Also from here: without the pipe below nothing waits for the child's own setpgid, and the
+        // group must exist before the first signal is forwarded to it. (Refused once it has exec'd.)
+        let child = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::unistd::setpgid(child, child);
     }
     let mut errno = 0;
     // After a fork (or where CLONE_VM is emulated) the pipe is what says the exec happened: its end of
